@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+)
+
+// RouteSpec is what the router needs to know about a configured route.
+type RouteSpec struct {
+	Name        string
+	Prefix      string // starts and ends with "/"
+	API         string // "openai" or "http"
+	Segment     string
+	Upstream    string // base URL
+	StripPrefix bool
+}
+
+// openAIEndpoint is one OpenAI-compatible endpoint warden exposes.
+type openAIEndpoint struct {
+	suffix  string // path after the route prefix
+	method  string
+	action  string
+	hasBody bool
+}
+
+// openAIEndpoints is the closed list of OpenAI-compatible endpoints. Anything
+// else under an openai route is unknown (404): deny by default applies to
+// API surface too.
+var openAIEndpoints = []openAIEndpoint{
+	{"chat/completions", http.MethodPost, "chat.completions", true},
+	{"completions", http.MethodPost, "completions", true},
+	{"embeddings", http.MethodPost, "embeddings", true},
+	{"responses", http.MethodPost, "responses", true},
+	{"models", http.MethodGet, "models.list", false},
+}
+
+// genericMethods are the methods an "http" route accepts.
+var genericMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+}
+
+// Router is the stage that matches the request to a route and names the
+// action. It rejects non-canonical paths, unknown routes and endpoints and
+// wrong methods before any other work is done.
+type Router struct {
+	routes []routeEntry // longest prefix first
+}
+
+type routeEntry struct {
+	spec  RouteSpec
+	route *Route
+}
+
+// NewRouter builds the route table.
+func NewRouter(specs []RouteSpec) (*Router, error) {
+	rt := &Router{}
+	for _, s := range specs {
+		if !strings.HasPrefix(s.Prefix, "/") || !strings.HasSuffix(s.Prefix, "/") {
+			return nil, fmt.Errorf("gateway: route %q: prefix %q must start and end with /", s.Name, s.Prefix)
+		}
+		if s.API != "openai" && s.API != "http" {
+			return nil, fmt.Errorf("gateway: route %q: unknown api %q", s.Name, s.API)
+		}
+		rt.routes = append(rt.routes, routeEntry{spec: s, route: &Route{
+			Name: s.Name, Segment: s.Segment, Upstream: s.Upstream, API: s.API,
+		}})
+	}
+	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].spec.Prefix) > len(rt.routes[j].spec.Prefix) })
+	return rt, nil
+}
+
+// Handle implements Stage.
+func (rt *Router) Handle(ex *Exchange, next func(*Exchange) error) error {
+	r := ex.Request
+	p := r.URL.Path
+	if p == "" || p[0] != '/' || !canonicalPath(p) || strings.Contains(r.URL.RawPath, "%2") {
+		return Errorf(http.StatusBadRequest, TypeInvalidRequest, "invalid_path", nil,
+			"the request path is not in canonical form")
+	}
+	if r.Header.Get("Upgrade") != "" {
+		return Errorf(http.StatusBadRequest, TypeInvalidRequest, "upgrade_not_supported", nil,
+			"protocol upgrades are not supported")
+	}
+	var e *routeEntry
+	for i := range rt.routes {
+		if strings.HasPrefix(p, rt.routes[i].spec.Prefix) {
+			e = &rt.routes[i]
+			break
+		}
+	}
+	if e == nil {
+		return Errorf(http.StatusNotFound, TypeNotFound, "unknown_route", nil, "no route for %s", "this path")
+	}
+	ex.Route = e.route
+	suffix := p[len(e.spec.Prefix):]
+	if e.spec.API == "http" {
+		if !genericMethods[r.Method] {
+			return methodNotAllowed(ex, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		}
+		ex.Action = "http." + strings.ToLower(r.Method)
+		return next(ex)
+	}
+	// OpenAI-compatible API: a closed set of endpoints.
+	if strings.HasPrefix(suffix, "models/") {
+		id := suffix[len("models/"):]
+		if !validModelID(id) {
+			return Errorf(http.StatusNotFound, TypeNotFound, "unknown_endpoint", nil, "unknown endpoint")
+		}
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(ex, http.MethodGet)
+		}
+		ex.Action, ex.Model = "models.get", id
+		return next(ex)
+	}
+	for i := range openAIEndpoints {
+		ep := &openAIEndpoints[i]
+		if ep.suffix != suffix {
+			continue
+		}
+		if r.Method != ep.method {
+			return methodNotAllowed(ex, ep.method)
+		}
+		ex.Action = ep.action
+		return next(ex)
+	}
+	return Errorf(http.StatusNotFound, TypeNotFound, "unknown_endpoint", nil, "unknown endpoint")
+}
+
+func methodNotAllowed(ex *Exchange, allow string) error {
+	ex.Writer.Header().Set("Allow", allow)
+	return Errorf(http.StatusMethodNotAllowed, TypeInvalidRequest, "method_not_allowed", nil,
+		"method %s is not allowed here", sanitizeMethod(ex.Request.Method))
+}
+
+// sanitizeMethod keeps an attacker-chosen method from carrying arbitrary text
+// into an error message.
+func sanitizeMethod(m string) string {
+	if len(m) > 16 {
+		return "(method too long)"
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; c < 'A' || c > 'Z' {
+			return "(invalid method)"
+		}
+	}
+	return m
+}
+
+// canonicalPath reports whether p has no dot segments, no empty segments and
+// no control characters. A trailing slash is allowed.
+func canonicalPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	trimmed := strings.TrimSuffix(p, "/")
+	if trimmed == "" {
+		return true
+	}
+	return path.Clean(trimmed) == trimmed
+}
+
+// validModelID accepts the characters model ids use in practice, one path segment.
+func validModelID(id string) bool {
+	if id == "" || len(id) > 256 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == ':' || c == '@':
+		default:
+			return false
+		}
+	}
+	return id != "." && id != ".."
+}
+
+var _ Stage = (*Router)(nil)
