@@ -47,8 +47,8 @@ func newTestChain(t *testing.T, upstream string, extra ...UpstreamSpec) *Handler
 
 type seen struct {
 	method, path, query string
-	header               http.Header
-	body                 string
+	header              http.Header
+	body                string
 }
 
 func echoUpstream(t *testing.T, last *atomic.Pointer[seen]) *httptest.Server {
