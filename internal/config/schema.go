@@ -27,8 +27,13 @@ type Config struct {
 
 // Listener is one data-plane listener.
 type Listener struct {
-	Name    string `yaml:"name"`
-	Address string `yaml:"address"` // host:port, e.g. "127.0.0.1:8443"
+	// Name identifies the listener in logs and metrics; default "listener<N>"
+	// (N = its index). Unique; [a-z0-9][a-z0-9_.-]{0,62}.
+	Name string `yaml:"name"`
+	// Address is host:port, e.g. "127.0.0.1:8443"; an empty host listens on
+	// every interface, port 0 picks a free port. Required; must not clash
+	// with another listener or the admin address.
+	Address string `yaml:"address"`
 	TLS     TLS    `yaml:"tls"`
 
 	// ReadHeaderTimeout bounds how long a client may take to send headers (slow clients). Default 10s.
@@ -47,15 +52,16 @@ type Listener struct {
 const (
 	TLSModeFiles      = "files"       // cert_file + key_file
 	TLSModeSelfSigned = "self_signed" // generated at start, with a loud warning
-	TLSModeOff        = "off"         // plaintext; only with an explicit acknowledgement
+	TLSModeOff        = "off"         // plaintext, with a loud warning: loopback, tests, or behind another TLS terminator
 )
 
 // TLS configures a listener's TLS. With no fields set, the mode is
-// self_signed. Plaintext requires mode "off".
+// self_signed; with cert_file or key_file set, it is files. Plaintext
+// requires mode "off".
 type TLS struct {
-	Mode     string `yaml:"mode"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	Mode     string `yaml:"mode"`      // files | self_signed | off
+	CertFile string `yaml:"cert_file"` // PEM chain; mode files only (required there)
+	KeyFile  string `yaml:"key_file"`  // PEM key; mode files only (required there)
 }
 
 // Admin is the operations listener. It is plaintext and should bind to loopback
@@ -72,10 +78,10 @@ const (
 
 // Route maps a path prefix to an upstream.
 type Route struct {
-	Name    string `yaml:"name"`
-	Prefix  string `yaml:"prefix"`  // path prefix, must start and end with "/"
+	Name    string `yaml:"name"`    // required, unique; [a-z0-9][a-z0-9_.-]{0,62}
+	Prefix  string `yaml:"prefix"`  // path prefix, must start and end with "/"; unique
 	API     string `yaml:"api"`     // openai (default) | http
-	Segment string `yaml:"segment"` // required: training, inference, deployment, ...
+	Segment string `yaml:"segment"` // required: training, inference, deployment, ...; [a-z0-9][a-z0-9_-]{0,62}
 	// StripPrefix removes Prefix from the path before it is appended to the upstream URL path.
 	StripPrefix bool     `yaml:"strip_prefix"`
 	Upstream    Upstream `yaml:"upstream"`
@@ -83,21 +89,24 @@ type Route struct {
 
 // Upstream is where a route forwards to and how warden proves itself there.
 type Upstream struct {
-	URL string `yaml:"url"` // http or https base URL, no userinfo, no query
+	URL string `yaml:"url"` // http or https base URL, no userinfo, no query, no fragment
 	// Credential is what warden presents upstream. The client's own credentials never travel upstream.
 	Credential *Credential `yaml:"credential"`
 	// Timeout bounds the wait for upstream response headers (504 after it). Default 60s.
 	Timeout Duration `yaml:"timeout"`
 	// DialTimeout bounds connecting to the upstream. Default 5s.
 	DialTimeout Duration `yaml:"dial_timeout"`
-	// CAFile is a PEM bundle to verify an https upstream with, instead of the system roots.
+	// CAFile is a PEM bundle to verify an https upstream with, instead of the
+	// system roots. Only for https upstreams.
 	CAFile string `yaml:"ca_file"`
 }
 
-// Credential is a secret warden injects into upstream requests. Exactly one
-// of Env and File names where the secret comes from; it is never in the config.
+// Credential is a secret warden injects into upstream requests as
+// "<Header>: <Scheme> <secret>" (or "<Header>: <secret>" without a scheme).
+// Exactly one of Env and File names where the secret comes from; it is never
+// in the config. Use Secret to read it.
 type Credential struct {
-	Header string `yaml:"header"` // default "Authorization"
+	Header string `yaml:"header"` // default "Authorization"; an HTTP token, not hop-by-hop
 	Scheme string `yaml:"scheme"` // default "Bearer" for Authorization, "" otherwise
 	Env    string `yaml:"env"`    // environment variable holding the secret
 	File   string `yaml:"file"`   // file holding the secret (trailing newline trimmed)

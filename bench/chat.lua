@@ -1,0 +1,37 @@
+-- wrk script for the warden load harness (bench/run.sh).
+--
+-- Every request is the same: POST /v1/chat/completions with a small JSON chat
+-- body and Content-Type: application/json. The Authorization header value is
+-- read from the environment (WRK_AUTH), so one script serves every target:
+-- run.sh passes the upstream key for the direct and nginx targets and a
+-- warden API key for warden.
+--
+-- done() prints one machine-readable line that run.sh parses:
+--   WRK_RESULT requests=N duration_us=N rps=F p50_us=N p90_us=N p99_us=N
+--              max_us=N non2xx=N connect=N read=N write=N timeout=N
+-- "non2xx" is wrk's count of responses with a status >= 400 (what the text
+-- output calls "Non-2xx or 3xx responses").
+
+local auth = os.getenv("WRK_AUTH")
+if auth == nil or auth == "" then
+  io.stderr:write("chat.lua: WRK_AUTH is not set\n")
+  os.exit(2)
+end
+
+wrk.method = "POST"
+wrk.path = "/v1/chat/completions"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = auth
+wrk.body = '{"model":"warden-standin-small","messages":['
+  .. '{"role":"system","content":"You are a concise assistant for the warden load benchmark."},'
+  .. '{"role":"user","content":"In one sentence: why does a zero-trust gateway record every request it forwards to a model, allowed or denied?"}'
+  .. '],"max_tokens":64,"temperature":0,"stream":false}'
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_RESULT requests=%d duration_us=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d non2xx=%d connect=%d read=%d write=%d timeout=%d\n",
+    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.status, e.connect, e.read, e.write, e.timeout))
+end

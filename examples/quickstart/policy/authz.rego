@@ -1,0 +1,52 @@
+# Quickstart authorization policy for warden.
+#
+# warden evaluates package warden.authz for every request and reads four
+# rules: allow (boolean), deny (set of reason strings), reasons (set of
+# strings explaining an allow) and obligations (object). It forwards the
+# request only if allow is true and deny is empty. See docs/policy.md.
+#
+# The rule here: a principal may perform action A on a route in segment S
+# only if it holds the scope "S:A" or "S:*". Two deny rules apply on top.
+package warden.authz
+
+# Deny by default: warden denies when allow is not true, but saying so makes
+# the policy read the same in `warden policy eval` output.
+default allow := false
+
+allow if count(granting_scopes) > 0
+
+# granting_scopes are the principal's scopes that permit this action on this
+# segment: "S:A" for the exact action or "S:*" for every action in S.
+granting_scopes contains scope if {
+	input.resource.segment != ""
+	input.action != ""
+	some scope in input.principal.scopes
+	scope in {
+		sprintf("%s:%s", [input.resource.segment, input.action]),
+		sprintf("%s:*", [input.resource.segment]),
+	}
+}
+
+# reasons explain an allow; warden records them in the audit log.
+reasons contains msg if {
+	some scope in granting_scopes
+	msg := sprintf("scope %s grants %s on segment %s", [scope, input.action, input.resource.segment])
+}
+
+# Models no principal may use, whatever its scopes.
+blocked_models := {"internal-finetune-raw"}
+
+deny contains msg if {
+	input.resource.model in blocked_models
+	msg := sprintf("model %s is blocked by policy", [input.resource.model])
+}
+
+# Defence in depth: the identity stage already rejects expired credentials.
+# A credential is expired from its expiry time on (as JWT "exp", RFC 7519
+# section 4.1.4). Principals whose credential does not expire have no
+# expires_at, so this rule does not apply to them.
+deny contains msg if {
+	expires_at := input.principal.expires_at
+	time.parse_rfc3339_ns(expires_at) <= time.parse_rfc3339_ns(input.context.time)
+	msg := sprintf("credential %s expired at %s", [input.principal.credential_id, expires_at])
+}

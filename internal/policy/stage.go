@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/warden-ai/warden/internal/gateway"
+)
+
+// Public messages. They say nothing about rules or reasons: those go to the
+// Decision and the audit record only.
+const (
+	msgDenied      = "the request is not permitted by policy"
+	msgUnavailable = "authorization is temporarily unavailable; the request was not forwarded"
+	msgInternal    = "internal error; the request was not forwarded"
+)
+
+// Error codes the stage returns.
+const (
+	CodeDenied      = "policy_denied"      // 403: the policy denied, or allowed with an obligation warden cannot enforce
+	CodeError       = "policy_error"       // 403: the policy failed (runtime error, malformed output)
+	CodeUnavailable = "policy_unavailable" // 503: the engine failed (panic, context ended, no engine)
+)
+
+// Stage is the authorize stage: it evaluates the policy for each exchange,
+// always records the Decision in ex.Decision, and calls next only on an
+// allow. Its Engine can be replaced at any time with Swap.
+type Stage struct {
+	engine atomic.Pointer[Engine]
+	logger *slog.Logger
+}
+
+// NewStage returns an authorize stage evaluating e. A nil logger discards.
+func NewStage(e *Engine, logger *slog.Logger) *Stage {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Stage{logger: logger}
+	s.engine.Store(e)
+	return s
+}
+
+// Swap makes e the engine for exchanges that start from now on and returns
+// the previous one. Exchanges in flight finish with the engine they began
+// with. A nil engine makes every exchange fail with 503.
+func (s *Stage) Swap(e *Engine) *Engine { return s.engine.Swap(e) }
+
+// Engine returns the current engine.
+func (s *Stage) Engine() *Engine { return s.engine.Load() }
+
+// Handle implements gateway.Stage.
+func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error) error {
+	e := s.engine.Load()
+	var ver string
+	if e != nil {
+		ver = e.version
+	}
+	in, err := NewInput(ex)
+	if err != nil {
+		// A missing principal is a wiring fault, not a client error: fail closed.
+		ex.Decision = &gateway.Decision{Reasons: []string{ReasonError}, PolicyVersion: ver}
+		s.logger.Error("policy: cannot build input", "request_id", ex.ID, "err", err)
+		return gateway.Errorf(http.StatusInternalServerError, gateway.TypeServer, "internal_error", err, msgInternal)
+	}
+	if e == nil {
+		ex.Decision = &gateway.Decision{Reasons: []string{ReasonUnavailable}}
+		err := errors.New("policy: no engine loaded")
+		s.logger.Error("policy: unavailable", "request_id", ex.ID, "err", err)
+		return gateway.Errorf(http.StatusServiceUnavailable, gateway.TypeServer, CodeUnavailable, err, msgUnavailable)
+	}
+
+	ctx := ex.Request.Context()
+	d, err := e.Decide(ctx, in)
+	ex.Decision = &d
+	if err != nil {
+		d.Allow = false // Decide never allows with an error; make it impossible here too.
+		if errors.Is(err, ErrUnavailable) {
+			d.Reasons = []string{ReasonUnavailable}
+			attrs := []any{"request_id", ex.ID, "policy_version", d.PolicyVersion, "err", err}
+			if pe, ok := errors.AsType[*panicError](err); ok {
+				attrs = append(attrs, "stack", string(pe.stack))
+			}
+			level := slog.LevelError
+			if errors.Is(err, context.Canceled) {
+				level = slog.LevelWarn // the client went away; not an engine fault
+			}
+			s.logger.Log(ctx, level, "policy: engine unavailable", attrs...)
+			return gateway.Errorf(http.StatusServiceUnavailable, gateway.TypeServer, CodeUnavailable, err, msgUnavailable)
+		}
+		d.Reasons = []string{ReasonError}
+		s.logger.Warn("policy: evaluation error", "request_id", ex.ID, "policy_version", d.PolicyVersion, "err", err)
+		return gateway.Errorf(http.StatusForbidden, gateway.TypePermission, CodeError, err, msgDenied)
+	}
+	EnforceObligations(&d)
+	if !d.Allow {
+		s.logger.Debug("policy: denied", "request_id", ex.ID, "policy_version", d.PolicyVersion, "reasons", d.Reasons)
+		return gateway.Errorf(http.StatusForbidden, gateway.TypePermission, CodeDenied,
+			errors.New("policy: denied: "+strings.Join(d.Reasons, "; ")), msgDenied)
+	}
+	return next(ex)
+}
+
+var _ gateway.Stage = (*Stage)(nil)

@@ -1,0 +1,7 @@
+package warden.authz
+
+allow := true
+
+reasons contains "fine"
+
+reasons contains 42

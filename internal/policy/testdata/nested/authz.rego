@@ -1,0 +1,5 @@
+package warden.authz
+
+import data.warden.lib
+
+allow if lib.is_chat

@@ -1,0 +1,3 @@
+package warden.lib
+
+is_chat if input.action == "chat.completions"

@@ -1,0 +1,3 @@
+package warden.authz
+
+allow := "yes"

@@ -1,0 +1,3 @@
+package someone.else
+
+allow := true

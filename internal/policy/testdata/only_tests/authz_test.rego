@@ -1,0 +1,3 @@
+package warden.authz_test
+
+test_nothing if true

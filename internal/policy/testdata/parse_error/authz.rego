@@ -1,0 +1,5 @@
+package warden.authz
+
+allow if {
+	input.action == 
+}
