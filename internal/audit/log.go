@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -386,7 +387,12 @@ func (l *Log) commit(buf []byte) error {
 	return nil
 }
 
+// syncDir makes a new directory entry durable. Windows cannot fsync a
+// directory; there it is a no-op.
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -81,7 +81,7 @@ func verifyReader(r io.Reader) (Report, error) {
 		}
 		rec, err := parseLine(line)
 		if err != nil {
-			return rep, lr.lineError(rec.Seq, err)
+			return rep, lr.lineError(0, err)
 		}
 		want := seq + 1
 		switch {
@@ -203,7 +203,7 @@ func ReadAll(path string, fn func(Record) error) error {
 		}
 		rec, err := parseLine(line)
 		if err != nil {
-			return fmt.Errorf("audit: read %s: %w", path, lr.lineError(rec.Seq, err))
+			return fmt.Errorf("audit: read %s: %w", path, lr.lineError(0, err))
 		}
 		if err := fn(rec); err != nil {
 			return fmt.Errorf("audit: read %s: line %d: %w", path, lr.line, err)

@@ -43,8 +43,8 @@ var (
 	errNoCredentials        = errors.New("no Authorization or X-Api-Key header")
 	errMultipleAuthz        = errors.New("more than one Authorization header")
 	errMultipleAPIKey       = errors.New("more than one X-Api-Key header")
-	errConflictingHeaders   = errors.New("Authorization and X-Api-Key carry different keys")
-	errUnsupportedScheme    = errors.New("Authorization scheme is not Bearer")
+	errConflictingHeaders   = errors.New("the Authorization and X-Api-Key headers carry different keys")
+	errUnsupportedScheme    = errors.New("the Authorization scheme is not Bearer")
 	errMalformedCredentials = errors.New("malformed Bearer credentials")
 )
 

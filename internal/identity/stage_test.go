@@ -196,13 +196,13 @@ func TestAPIKeyStageIdenticalPublicAnswers(t *testing.T) {
 func TestAPIKeyStageStoreUnavailable(t *testing.T) {
 	f := newStageFixture(t)
 	stage := NewAPIKeyStage(f.ks, func() time.Time { return f.now })
-	handle := func() (error, *httptest.ResponseRecorder, bool) {
+	handle := func() (*httptest.ResponseRecorder, bool, error) {
 		ex, rec := newExchange(http.Header{"Authorization": {"Bearer " + f.active}})
 		called := false
 		err := stage.Handle(ex, func(*gateway.Exchange) error { called = true; return nil })
-		return err, rec, called
+		return rec, called, err
 	}
-	if err, _, called := handle(); err != nil || !called {
+	if _, called, err := handle(); err != nil || !called {
 		t.Fatalf("before corruption: %v", err)
 	}
 
@@ -217,7 +217,7 @@ func TestAPIKeyStageStoreUnavailable(t *testing.T) {
 	if err := f.ks.Reload(); err == nil {
 		t.Fatal("Reload accepted a corrupt file")
 	}
-	err, rec, called := handle()
+	rec, called, err := handle()
 	var ge *gateway.Error
 	if called || !errors.As(err, &ge) || ge.Status != http.StatusServiceUnavailable || ge.Code != "identity_unavailable" {
 		t.Fatalf("in error state: err = %v, next called = %v", err, called)
@@ -240,7 +240,7 @@ func TestAPIKeyStageStoreUnavailable(t *testing.T) {
 	if err := f.ks.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if err, _, called := handle(); err != nil || !called {
+	if _, called, err := handle(); err != nil || !called {
 		t.Fatalf("after recovery: %v", err)
 	}
 }
