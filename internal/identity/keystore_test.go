@@ -450,7 +450,6 @@ func TestWatch(t *testing.T) {
 
 	// A key created by another process starts working.
 	key, rec := mustCreate(t, cli, "svc", "", nil, time.Hour)
-	start := time.Now()
 	waitFor(t, 2*time.Second, "the new key to work", func() bool {
 		_, err := server.Authenticate(key, time.Now())
 		return err == nil
@@ -459,6 +458,7 @@ func TestWatch(t *testing.T) {
 	if err := cli.Revoke(rec.ID); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	waitFor(t, 2*time.Second, "the revocation to take effect", func() bool {
 		_, err := server.Authenticate(key, time.Now())
 		return errors.Is(err, ErrRevokedKey)
