@@ -19,6 +19,9 @@ type Config struct {
 	Policy Policy `yaml:"policy"`
 	// Audit is the audit log.
 	Audit Audit `yaml:"audit"`
+	// Identity configures the ways callers prove who they are beyond API keys:
+	// mTLS with SPIFFE IDs, OIDC/JWT, warden-issued tokens and MFA step-up.
+	Identity Identity `yaml:"identity"`
 
 	// Dir is the directory of the config file; relative paths are resolved
 	// against it at load. Not read from YAML.
@@ -125,6 +128,115 @@ type Policy struct {
 // Audit is the audit log.
 type Audit struct {
 	Path string `yaml:"path"` // append-only log file; default "audit.log"
+}
+
+// Identity configures authentication methods. API keys (keys.path) are always on.
+type Identity struct {
+	// MTLS verifies client certificates as SPIFFE X.509-SVIDs.
+	MTLS *MTLS `yaml:"mtls"`
+	// OIDC lists trusted OpenID Connect / JWT issuers.
+	OIDC []OIDCProvider `yaml:"oidc"`
+	// Tokens configures warden-issued short-lived tokens (RFC 8693 exchange).
+	Tokens Tokens `yaml:"tokens"`
+	// MFA configures TOTP step-up for human users.
+	MFA *MFA `yaml:"mfa"`
+	// RevocationsPath is the durable list of revoked token ids and subjects. Default "revocations.json".
+	RevocationsPath string `yaml:"revocations_path"`
+	// RevalidateInterval is how often a long-lived exchange (an SSE stream)
+	// re-checks its credential; a revoked or expired one ends the stream.
+	// Default 250ms; at most 1s.
+	RevalidateInterval Duration `yaml:"revalidate_interval"`
+}
+
+// MTLS configures client-certificate authentication with SPIFFE IDs.
+type MTLS struct {
+	// TrustDomains are the SPIFFE trust domains whose X.509 bundles (PEM CA
+	// certificates) verify client certificates. Bundle files are reloaded when they change.
+	TrustDomains []TrustDomain `yaml:"trust_domains"`
+	// WorkloadAPISocket, when set (e.g. "unix:///run/spire/agent.sock"),
+	// takes warden's own SVID and the trust bundles from a SPIRE agent instead
+	// of files; both rotate without a restart.
+	WorkloadAPISocket string `yaml:"workload_api_socket"`
+	// AllowNonSPIFFE accepts verified certificates without a SPIFFE ID (the
+	// principal is then the certificate's subject common name). Default false.
+	AllowNonSPIFFE bool `yaml:"allow_non_spiffe"`
+	// Kinds maps SPIFFE ID path prefixes to principal kinds; the first match
+	// wins, and the default kind is "service".
+	Kinds []KindRule `yaml:"kinds"`
+}
+
+// TrustDomain is one SPIFFE trust domain and its bundle.
+type TrustDomain struct {
+	Name       string `yaml:"name"`        // e.g. "prod.example.org"
+	BundleFile string `yaml:"bundle_file"` // PEM CA certificates of the trust domain
+}
+
+// KindRule maps a SPIFFE ID path prefix to a principal kind.
+type KindRule struct {
+	PathPrefix string `yaml:"path_prefix"` // e.g. "/agent/"
+	Kind       string `yaml:"kind"`        // user | service | agent
+}
+
+// OIDCProvider is one trusted issuer of JWT access or ID tokens.
+type OIDCProvider struct {
+	Name   string `yaml:"name"`
+	Issuer string `yaml:"issuer"` // must equal the token's iss exactly
+	// Audiences: the token's aud must contain one of them. Required.
+	Audiences []string `yaml:"audiences"`
+	// JWKSURL or JWKSFile give the keys; with neither, they are discovered
+	// from <issuer>/.well-known/openid-configuration.
+	JWKSURL  string `yaml:"jwks_url"`
+	JWKSFile string `yaml:"jwks_file"`
+	// CAFile verifies the issuer's HTTPS endpoints instead of the system roots.
+	CAFile string `yaml:"ca_file"`
+	// Algorithms allowed for this issuer. Default [RS256, ES256]. "none" and
+	// HMAC algorithms are never accepted.
+	Algorithms []string `yaml:"algorithms"`
+	// ClockSkew tolerated on exp, nbf and iat. Default 30s, at most 5m.
+	ClockSkew Duration `yaml:"clock_skew"`
+	// MaxTokenBytes refuses larger tokens before parsing. Default 8192.
+	MaxTokenBytes int `yaml:"max_token_bytes"`
+	// MinRefreshInterval rate-limits JWKS refreshes triggered by an unknown kid. Default 30s.
+	MinRefreshInterval Duration `yaml:"min_refresh_interval"`
+	// Kind is the principal kind of this issuer's subjects. Default "user".
+	Kind string `yaml:"kind"`
+	// Claims maps token claims to principal attributes.
+	Claims ClaimMapping `yaml:"claims"`
+}
+
+// ClaimMapping names the claims that carry principal attributes.
+type ClaimMapping struct {
+	Subject string `yaml:"subject"` // default "sub"
+	Groups  string `yaml:"groups"`  // default "groups"
+	Roles   string `yaml:"roles"`   // default "roles"
+	Scopes  string `yaml:"scopes"`  // default "scope" (space-separated string or array)
+}
+
+// Tokens configures warden-issued tokens.
+type Tokens struct {
+	// Issuer is the iss of warden's tokens. Default "warden".
+	Issuer string `yaml:"issuer"`
+	// KeysPath holds the signing keys (private, mode 0600). Default "token-keys.json".
+	KeysPath string `yaml:"keys_path"`
+	// TTL is the default lifetime of an issued token. Default 5m.
+	TTL Duration `yaml:"ttl"`
+	// MaxTTL caps a requested lifetime. Default 1h.
+	MaxTTL Duration `yaml:"max_ttl"`
+	// RotateEvery is how often a new signing key is made; old keys keep
+	// verifying until every token they signed has expired. Default 24h.
+	RotateEvery Duration `yaml:"rotate_every"`
+}
+
+// MFA configures TOTP step-up.
+type MFA struct {
+	// StorePath holds TOTP enrollments, secrets encrypted at rest. Default "mfa.json".
+	StorePath string `yaml:"store_path"`
+	// EncryptionKey names the 32-byte key (hex or base64) that encrypts TOTP secrets at rest.
+	EncryptionKey Credential `yaml:"encryption_key"`
+	// Issuer is the label shown in authenticator apps. Default "warden".
+	Issuer string `yaml:"issuer"`
+	// ElevatedTTL is the lifetime of the elevated token a valid code yields. Default 10m.
+	ElevatedTTL Duration `yaml:"elevated_ttl"`
 }
 
 // Duration is a time.Duration written in YAML as a Go duration string ("10s").

@@ -34,10 +34,15 @@ type Principal struct {
 	ID           string    `json:"id"`                      // subject: SPIFFE ID, OIDC subject, service account name
 	OnBehalfOf   string    `json:"on_behalf_of,omitempty"`  // the user an agent acts for
 	AuthMethod   string    `json:"auth_method"`             // api_key, mtls, jwt, token
-	CredentialID string    `json:"credential_id,omitempty"` // non-secret id of the credential used (e.g. API key id)
-	AuthTime     time.Time `json:"auth_time"`
-	ExpiresAt    time.Time `json:"expires_at,omitempty"` // zero: the credential does not expire
+	CredentialID string    `json:"credential_id,omitempty"` // non-secret id of the credential used (API key id, token jti)
+	Issuer       string    `json:"issuer,omitempty"`        // who vouched for the credential (OIDC issuer, SPIFFE trust domain, "warden")
+	AuthTime     time.Time `json:"auth_time"`               // when the credential was issued or the caller authenticated
+	ExpiresAt    time.Time `json:"expires_at,omitempty"`    // zero: the credential does not expire
 	Scopes       []string  `json:"scopes,omitempty"`
+	Groups       []string  `json:"groups,omitempty"`
+	Roles        []string  `json:"roles,omitempty"`
+	MFA          bool      `json:"mfa,omitempty"`      // a second factor was verified for this credential
+	Workload     string    `json:"workload,omitempty"` // SPIFFE ID of the mTLS peer, when a bearer credential named the principal
 }
 
 // Principal kinds.
@@ -82,7 +87,11 @@ type Exchange struct {
 	Body []byte // request body, bounded by the listener's max body size; nil until read
 
 	Principal *Principal // set by an identity stage; nil means not proven
-	Decision  *Decision  // set by the authorize stage
+	// Revalidate, set by the identity stage, re-checks the principal's
+	// credential (revoked? expired?). Long-lived exchanges call it while
+	// they run and end when it fails. nil means nothing can change.
+	Revalidate func(now time.Time) error
+	Decision   *Decision // set by the authorize stage
 
 	UpstreamStatus int           // status returned by the upstream, 0 if none
 	UpstreamTime   time.Duration // time to upstream response headers

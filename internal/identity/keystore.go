@@ -199,6 +199,26 @@ func (ks *KeyStore) Authenticate(presented string, now time.Time) (gateway.Princ
 	}, nil
 }
 
+// Check re-checks a key that authenticated earlier: it must still be in the
+// store, unrevoked and unexpired. Long-lived exchanges call it to end when
+// their key is revoked (see APIKeyAuthenticator.Revalidate).
+func (ks *KeyStore) Check(id string, now time.Time) error {
+	s := ks.current()
+	if s.err != nil {
+		return fmt.Errorf("identity: %w: %w", ErrStoreUnavailable, s.err)
+	}
+	e, ok := s.keys[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("identity: key %s: %w", id, ErrUnknownKey)
+	case !e.rec.RevokedAt.IsZero():
+		return fmt.Errorf("identity: key %s: %w (at %s)", id, ErrRevokedKey, e.rec.RevokedAt.UTC().Format(time.RFC3339))
+	case e.rec.expired(now):
+		return fmt.Errorf("identity: key %s: %w (at %s)", id, ErrExpiredKey, e.rec.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // Healthy returns nil when the store is serving, or an error wrapping
 // ErrStoreUnavailable when the last reload failed (for /readyz).
 func (ks *KeyStore) Healthy() error {

@@ -3,34 +3,24 @@ package identity
 import (
 	"errors"
 	"net/http"
+
 	"strings"
 	"time"
-
-	"github.com/warden-ai/warden/internal/gateway"
 )
 
-// APIKeyStage is the identify stage for warden API keys. It reads the key
-// from "Authorization: Bearer <key>" (RFC 6750 §2.1) or, only when there is
-// no Authorization header, from "X-Api-Key: <key>", authenticates it against
-// a KeyStore and sets ex.Principal. It never calls next without a principal.
-type APIKeyStage struct {
-	ks  *KeyStore
-	now func() time.Time
-}
-
-// NewAPIKeyStage returns a stage authenticating against ks; now is the clock
+// NewAPIKeyStage returns an identify stage that accepts only warden API keys,
+// read from "Authorization: Bearer <key>" (RFC 6750 §2.1) or, only when there
+// is no Authorization header, from "X-Api-Key: <key>". now is the clock
 // (time.Now if nil).
-func NewAPIKeyStage(ks *KeyStore, now func() time.Time) *APIKeyStage {
-	if now == nil {
-		now = time.Now
-	}
-	return &APIKeyStage{ks: ks, now: now}
+func NewAPIKeyStage(ks *KeyStore, now func() time.Time) *Stage {
+	return NewStage(nil, []Authenticator{NewAPIKeyAuthenticator(ks)}, now)
 }
 
 // Public answers. One message for every key failure, so that a caller cannot
 // tell an unknown id from a wrong secret, a revoked key or an expired one.
 const (
 	msgInvalidKey   = "invalid or expired API key"
+	msgInvalidToken = "invalid or expired credentials"
 	msgMissing      = "missing API key: send Authorization: Bearer <key>"
 	msgMalformed    = "malformed credentials: send one Authorization: Bearer <key> header"
 	msgUnavailable  = "identity service unavailable; retry later"
@@ -47,55 +37,6 @@ var (
 	errUnsupportedScheme    = errors.New("the Authorization scheme is not Bearer")
 	errMalformedCredentials = errors.New("malformed Bearer credentials")
 )
-
-// Handle authenticates the exchange or ends it with 401 (no or bad
-// credentials) or 503 (key store unavailable: fail closed).
-func (s *APIKeyStage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error) error {
-	if ex == nil || ex.Request == nil || s.ks == nil {
-		return errors.New("identity: api key stage: exchange without request or stage without store")
-	}
-	key, err := extractKey(ex.Request.Header)
-	switch {
-	case errors.Is(err, errNoCredentials):
-		// RFC 6750 §3.1: a request without credentials gets a bare challenge.
-		s.challenge(ex, bearerChallenge)
-		return gateway.Errorf(http.StatusUnauthorized, gateway.TypeAuthentication, "missing_credentials",
-			err, msgMissing)
-	case err != nil:
-		s.challenge(ex, bearerChallenge+`, error="invalid_request"`)
-		return gateway.Errorf(http.StatusUnauthorized, gateway.TypeAuthentication, "invalid_credentials",
-			err, msgMalformed)
-	}
-
-	now := s.now()
-	p, err := s.ks.Authenticate(key, now)
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrStoreUnavailable):
-		if ex.Writer != nil {
-			ex.Writer.Header().Set("Retry-After", "1")
-		}
-		return gateway.Errorf(http.StatusServiceUnavailable, gateway.TypeServer, "identity_unavailable",
-			err, msgUnavailable)
-	case errors.Is(err, ErrMalformedKey), errors.Is(err, ErrUnknownKey), errors.Is(err, ErrWrongSecret),
-		errors.Is(err, ErrRevokedKey), errors.Is(err, ErrExpiredKey):
-		// err names the reason and the key id, never the secret (see Authenticate).
-		s.challenge(ex, bearerChallenge+`, error="invalid_token"`)
-		return gateway.Errorf(http.StatusUnauthorized, gateway.TypeAuthentication, "invalid_api_key",
-			err, msgInvalidKey)
-	default:
-		return gateway.AsError(err) // unexpected: 500, fail closed
-	}
-	ex.Principal = &p
-	return next(ex)
-}
-
-// challenge sets WWW-Authenticate, which RFC 9110 §11.6.1 requires on a 401.
-func (s *APIKeyStage) challenge(ex *gateway.Exchange, value string) {
-	if ex.Writer != nil {
-		ex.Writer.Header().Set("WWW-Authenticate", value)
-	}
-}
 
 // extractKey returns the presented key. It prefers Authorization (scheme
 // matched case-insensitively, RFC 9110 §11.1) and reads X-Api-Key only when
@@ -157,5 +98,3 @@ func parseBearer(v string) (string, error) {
 func validToken(s string) bool {
 	return s != "" && !strings.ContainsAny(s, " \t\r\n")
 }
-
-var _ gateway.Stage = (*APIKeyStage)(nil)

@@ -85,7 +85,7 @@ func TestAPIKeyStage(t *testing.T) {
 		{"expired", hdr{"Authorization": {"Bearer " + f.expired}}, 401, "invalid_api_key", ErrExpiredKey, ""},
 		{"wrong secret", hdr{"Authorization": {"Bearer " + otherSecret(f.active)}}, 401, "invalid_api_key", ErrWrongSecret, ""},
 		{"unknown id", hdr{"Authorization": {"Bearer " + unknown}}, 401, "invalid_api_key", ErrUnknownKey, ""},
-		{"malformed key", hdr{"Authorization": {"Bearer sk-" + activeSecret}}, 401, "invalid_api_key", ErrMalformedKey, ""},
+		{"unrecognised token shape", hdr{"Authorization": {"Bearer sk-" + activeSecret}}, 401, "invalid_token", ErrNotProven, ""},
 		{"revoked via x-api-key", hdr{"X-Api-Key": {f.revoked}}, 401, "invalid_api_key", ErrRevokedKey, ""},
 	}
 	stage := NewAPIKeyStage(f.ks, func() time.Time { return f.now })
