@@ -45,7 +45,7 @@ func (b *BodyReader) Handle(ex *Exchange, next func(*Exchange) error) error {
 			"the request body could not be read")
 	}
 	ex.Body = body
-	if ex.Route.API != "openai" {
+	if ex.Route.API != "openai" { // native handlers and generic routes check their own media types
 		return next(ex)
 	}
 	if err := checkJSONContentType(r.Header.Values("Content-Type")); err != nil {

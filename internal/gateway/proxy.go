@@ -13,6 +13,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,17 +49,50 @@ var clientCredentialHeaders = []string{
 // immediately). Upstream connect failures become 502, header timeouts 504.
 type Proxy struct {
 	proxies map[string]*httputil.ReverseProxy
+	native  map[string]NativeHandler // by action, for NativeRoute
 	logger  *slog.Logger
+	// revalidateEvery is how often an exchange re-checks its credential while
+	// it waits for or streams the upstream response (0: never).
+	revalidateEvery time.Duration
 }
+
+// A NativeHandler serves one of warden's own endpoints (NativeRoute). It
+// runs after identify, body and authorize, like a proxied request, and
+// writes its response to ex.Writer; an error it returns ends the exchange
+// like any stage error.
+type NativeHandler interface {
+	ServeExchange(ex *Exchange) error
+}
+
+// NativeHandlerFunc adapts a function to NativeHandler.
+type NativeHandlerFunc func(ex *Exchange) error
+
+// ServeExchange calls f.
+func (f NativeHandlerFunc) ServeExchange(ex *Exchange) error { return f(ex) }
+
+// HandleNative registers h for a native action (e.g. "token.exchange").
+func (p *Proxy) HandleNative(action string, h NativeHandler) { p.native[action] = h }
+
+// RevalidateEvery sets how often long-lived exchanges re-check their
+// credential; a failed check ends them (see Exchange.Revalidate).
+func (p *Proxy) RevalidateEvery(d time.Duration) { p.revalidateEvery = d }
 
 type exchangeKey struct{}
 
 // proxyState is stored in the outbound request context so the ReverseProxy
 // callbacks can report to the stage without shared mutable state.
 type proxyState struct {
-	ex     *Exchange
-	err    error
-	sentAt time.Time
+	ex      *Exchange
+	err     error
+	sentAt  time.Time
+	revoked atomic.Pointer[error] // set when revalidation failed mid-exchange
+}
+
+func (st *proxyState) revokedErr() error {
+	if e := st.revoked.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // NewProxy builds one reverse proxy per upstream.
@@ -65,7 +100,7 @@ func NewProxy(specs []UpstreamSpec, logger *slog.Logger) (*Proxy, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	p := &Proxy{proxies: map[string]*httputil.ReverseProxy{}, logger: logger}
+	p := &Proxy{proxies: map[string]*httputil.ReverseProxy{}, native: map[string]NativeHandler{}, logger: logger}
 	for _, s := range specs {
 		rp, err := newReverseProxy(s)
 		if err != nil {
@@ -98,7 +133,8 @@ func newReverseProxy(s UpstreamSpec) (*httputil.ReverseProxy, error) {
 		DisableCompression:    true,
 	}
 	rp := &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			if s.StripPrefix != "" {
 				pr.Out.URL.Path = "/" + strings.TrimPrefix(pr.In.URL.Path, s.StripPrefix)
@@ -122,6 +158,9 @@ func newReverseProxy(s UpstreamSpec) (*httputil.ReverseProxy, error) {
 			if st, ok := res.Request.Context().Value(exchangeKey{}).(*proxyState); ok {
 				st.ex.UpstreamStatus = res.StatusCode
 				st.ex.UpstreamTime = time.Since(st.sentAt)
+				if st.ex.Revalidate != nil && isEventStream(res.Header) {
+					res.Body = &sseCutBody{inner: res.Body, st: st}
+				}
 			}
 			// The upstream must not set cookies in the client's name on warden's origin.
 			res.Header.Del("Set-Cookie")
@@ -136,6 +175,32 @@ func newReverseProxy(s UpstreamSpec) (*httputil.ReverseProxy, error) {
 	return rp, nil
 }
 
+// copyBuffers recycles the buffers ReverseProxy copies response bodies
+// through. Without a pool it allocates a new 32 KiB buffer for every
+// response, which at a few thousand requests a second is most of warden's
+// allocation volume and drives the garbage collector.
+var copyBuffers = &bufferPool{}
+
+// bufferPool is an httputil.BufferPool over a sync.Pool.
+type bufferPool struct{ p sync.Pool }
+
+const copyBufferSize = 32 << 10 // what ReverseProxy allocates without a pool
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) != copyBufferSize {
+		return // not one of ours
+	}
+	buf = buf[:copyBufferSize]
+	b.p.Put(&buf)
+}
+
 // Handle implements Stage. It does not call next: it is the end of the chain.
 func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 	if ex.Route == nil {
@@ -145,12 +210,26 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 		// Defence in depth: the chain must never reach the upstream unproven or unauthorised.
 		return fmt.Errorf("gateway: proxy reached without an allowed decision for a proven principal")
 	}
+	if ex.Route.API == NativeRoute.API {
+		h, ok := p.native[ex.Action]
+		if !ok {
+			return Errorf(http.StatusNotFound, TypeNotFound, "unknown_endpoint",
+				fmt.Errorf("no native handler for %q", ex.Action), "this endpoint is not enabled")
+		}
+		return h.ServeExchange(ex)
+	}
 	rp, ok := p.proxies[ex.Route.Name]
 	if !ok {
 		return fmt.Errorf("gateway: no upstream for route %q", ex.Route.Name)
 	}
+	ctx, cancel := context.WithCancel(ex.Request.Context())
+	defer cancel()
 	st := &proxyState{ex: ex}
-	req := ex.Request.WithContext(context.WithValue(ex.Request.Context(), exchangeKey{}, st))
+	if ex.Revalidate != nil && p.revalidateEvery > 0 {
+		stop := p.watchCredential(ex, st, cancel)
+		defer stop()
+	}
+	req := ex.Request.WithContext(context.WithValue(ctx, exchangeKey{}, st))
 	if ex.Body != nil {
 		req.Body = io.NopCloser(bytes.NewReader(ex.Body))
 		req.ContentLength = int64(len(ex.Body))
@@ -161,6 +240,12 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 		req.ContentLength = 0
 	}
 	rp.ServeHTTP(ex.Writer, req)
+	if rerr := st.revokedErr(); rerr != nil {
+		// The credential failed while the exchange ran: it ended (a stream
+		// with a final error event, a pending request before any byte).
+		return Errorf(http.StatusUnauthorized, TypeAuthentication, "credential_revoked", rerr,
+			"the credential was revoked or has expired")
+	}
 	if st.err == nil {
 		return nil
 	}
@@ -169,6 +254,100 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 	}
 	return upstreamError(ex.Request.Context(), st.err)
 }
+
+// watchCredential re-checks the exchange's credential every revalidateEvery
+// until stop is called. On the first failure it records the cause and
+// cancels the upstream request, which ends a pending request at once and a
+// stream at its next read (sseCutBody turns that into a final error event).
+func (p *Proxy) watchCredential(ex *Exchange, st *proxyState, cancel context.CancelFunc) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(p.revalidateEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				if err := ex.Revalidate(now); err != nil {
+					st.revoked.Store(&err)
+					p.logger.Info("gateway: credential failed mid-exchange; ending it",
+						"request_id", ex.ID, "principal", ex.Principal.ID, "cause", err.Error())
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// isEventStream reports whether the response is an SSE stream.
+func isEventStream(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "text/event-stream")
+}
+
+// sseCutBody wraps an upstream SSE body. When the exchange's credential
+// fails mid-stream, the upstream read is cancelled and, instead of a cut
+// connection, the client receives a well-formed final SSE event carrying an
+// OpenAI-shaped error, then the end of the stream.
+type sseCutBody struct {
+	inner io.ReadCloser
+	st    *proxyState
+	tail  [2]byte // last two bytes passed through, to end on an event boundary
+	n     int64
+	final *bytes.Reader
+}
+
+func (b *sseCutBody) Read(p []byte) (int, error) {
+	if b.final != nil {
+		return b.final.Read(p)
+	}
+	n, err := b.inner.Read(p)
+	if n > 0 {
+		b.remember(p[:n])
+	}
+	if err != nil {
+		if rerr := b.st.revokedErr(); rerr != nil {
+			b.final = bytes.NewReader(b.terminator())
+			if n > 0 {
+				return n, nil
+			}
+			return b.final.Read(p)
+		}
+	}
+	return n, err
+}
+
+func (b *sseCutBody) remember(p []byte) {
+	b.n += int64(len(p))
+	if len(p) >= 2 {
+		b.tail = [2]byte{p[len(p)-2], p[len(p)-1]}
+	} else {
+		b.tail = [2]byte{b.tail[1], p[0]}
+	}
+}
+
+// terminator is the final event, preceded by whatever line breaks complete
+// the event in progress (an unfinished event is dispatched by the blank
+// line; clients discard it if it is incomplete JSON).
+func (b *sseCutBody) terminator() []byte {
+	var buf bytes.Buffer
+	switch {
+	case b.n == 0 || (b.tail[0] == '\n' && b.tail[1] == '\n'):
+	case b.tail[1] == '\n':
+		buf.WriteString("\n")
+	default:
+		buf.WriteString("\n\n")
+	}
+	buf.WriteString(`event: error` + "\n")
+	buf.WriteString(`data: {"error":{"message":"the credential was revoked or has expired; the stream was ended","type":"authentication_error","code":"credential_revoked","request_id":"` +
+		b.st.ex.ID + `"}}` + "\n\n")
+	return buf.Bytes()
+}
+
+func (b *sseCutBody) Close() error { return b.inner.Close() }
 
 // upstreamError maps a transport error to 502/504, or to 499 when the client went away.
 func upstreamError(clientCtx context.Context, err error) *Error {
@@ -184,4 +363,7 @@ func upstreamError(clientCtx context.Context, err error) *Error {
 		"the upstream is unavailable")
 }
 
-var _ Stage = (*Proxy)(nil)
+var (
+	_ Stage               = (*Proxy)(nil)
+	_ httputil.BufferPool = (*bufferPool)(nil)
+)

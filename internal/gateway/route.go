@@ -37,6 +37,18 @@ var openAIEndpoints = []openAIEndpoint{
 	{"models", http.MethodGet, "models.list", false},
 }
 
+// NativeRoute is the route of warden's own endpoints. They belong to the
+// "control" segment, pass through the same identify/authorize stages as
+// every other request, and are served by a NativeHandler instead of an upstream.
+var NativeRoute = &Route{Name: "warden", Segment: "control", API: "warden"}
+
+// nativeEndpoints are warden's own endpoints under /v1/warden/. They take
+// precedence over any configured route.
+var nativeEndpoints = map[string]struct{ method, action string }{
+	"/v1/warden/token":      {http.MethodPost, "token.exchange"}, // RFC 8693 token exchange
+	"/v1/warden/mfa/verify": {http.MethodPost, "mfa.verify"},     // TOTP step-up
+}
+
 // genericMethods are the methods an "http" route accepts.
 var genericMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
@@ -84,6 +96,18 @@ func (rt *Router) Handle(ex *Exchange, next func(*Exchange) error) error {
 	if r.Header.Get("Upgrade") != "" {
 		return Errorf(http.StatusBadRequest, TypeInvalidRequest, "upgrade_not_supported", nil,
 			"protocol upgrades are not supported")
+	}
+	if strings.HasPrefix(p, "/v1/warden/") {
+		ep, ok := nativeEndpoints[p]
+		if !ok {
+			return Errorf(http.StatusNotFound, TypeNotFound, "unknown_endpoint", nil, "unknown endpoint")
+		}
+		ex.Route = NativeRoute
+		if r.Method != ep.method {
+			return methodNotAllowed(ex, ep.method)
+		}
+		ex.Action = ep.action
+		return next(ex)
 	}
 	var e *routeEntry
 	for i := range rt.routes {
