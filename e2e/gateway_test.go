@@ -70,6 +70,7 @@ type env struct {
 	keysPath    string
 	proc        *exec.Cmd
 	appKey      string // scope inference:*
+	appID       string
 	readKey     string // scope inference:models.list
 	readID      string
 	stderr      *lockedBuffer
@@ -139,10 +140,14 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-func startWarden(t *testing.T) *env {
+func startWarden(t *testing.T) *env { return startWardenWith(t, 0) }
+
+// startWardenWith starts warden in front of a stand-in model that waits
+// chunkDelay between streamed chunks.
+func startWardenWith(t *testing.T, chunkDelay time.Duration) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), upstreamKey: "upstream-secret-" + fmt.Sprint(time.Now().UnixNano())}
-	e.model = &standin.Server{APIKey: e.upstreamKey}
+	e.model = &standin.Server{APIKey: e.upstreamKey, ChunkDelay: chunkDelay}
 	up := httptest.NewServer(e.model)
 	t.Cleanup(up.Close)
 	dead := freeAddr(t) // nothing listens there
@@ -196,7 +201,7 @@ audit:
 
 	// Keys are created before the start, as an operator would; keys created
 	// later become active at the store's next poll (tested with revocation).
-	e.appKey, _ = e.createKey("e2e-app", "inference:*")
+	e.appKey, e.appID = e.createKey("e2e-app", "inference:*")
 	e.readKey, e.readID = e.createKey("e2e-readonly", "inference:models.list")
 
 	e.proc = exec.Command(wardenBin, "serve", "--config", cfgPath)

@@ -51,7 +51,8 @@ type Server struct {
 type Options struct {
 	Logger *slog.Logger
 	// KeysPollInterval is how often the key store file is checked for changes
-	// made by `warden keys`. Default 500ms.
+	// made by `warden keys`. Default 250ms, so that a revocation plus the
+	// stream revalidation interval stays well under a second.
 	KeysPollInterval time.Duration
 }
 
@@ -121,6 +122,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	revalidate := cfg.Identity.RevalidateInterval.D()
+	if revalidate <= 0 {
+		revalidate = 250 * time.Millisecond
+	}
+	proxy.RevalidateEvery(revalidate)
 	auditStage := audit.NewStage(s.audit, s.logger)
 	identify := identity.NewAPIKeyStage(s.keys, time.Now)
 	authorize := policy.NewStage(s.policy, s.logger)
@@ -148,7 +154,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	}
 	pollEvery := opts.KeysPollInterval
 	if pollEvery <= 0 {
-		pollEvery = 500 * time.Millisecond
+		pollEvery = 250 * time.Millisecond
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = cancel
