@@ -182,23 +182,26 @@ func (e *Engine) Version() string { return e.version }
 func (e *Engine) Files() []string { return slices.Clone(e.files) }
 
 // Decide evaluates the policy for in. The decision denies unless the
-// policy's allow is true and its deny is empty. An error always comes with
-// a deny; it wraps ErrEvaluation when the policy is at fault and
-// ErrUnavailable when the engine is. PolicyVersion is always set.
+// policy's allow is true and its deny is empty; its Reasons are the deny
+// reasons, the allow reasons, or ReasonDefaultDeny. An error always comes
+// with a deny (Reasons ReasonError or ReasonUnavailable); it wraps
+// ErrEvaluation when the policy is at fault and ErrUnavailable when the
+// engine is. PolicyVersion is always set. Obligations are returned as the
+// policy gave them; see EnforceObligations.
 func (e *Engine) Decide(ctx context.Context, in Input) (gateway.Decision, error) {
-	return e.decide(ctx, in.Value())
+	return e.decide(ctx, func() rego.EvalOption { return rego.EvalParsedInput(in.Value()) })
 }
 
-// decide evaluates the policy for an input already converted to Rego.
-func (e *Engine) decide(ctx context.Context, input ast.Value) (d gateway.Decision, err error) {
+// decide evaluates the policy. input returns the option that supplies the
+// input document; it is called under the same panic guard as the evaluation.
+func (e *Engine) decide(ctx context.Context, input func() rego.EvalOption) (d gateway.Decision, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			d = gateway.Decision{PolicyVersion: e.version}
-			err = fmt.Errorf("policy: decide: %w: %w", ErrUnavailable, &panicError{value: r, stack: debug.Stack()})
+			d, err = e.fail(ErrUnavailable, &panicError{value: r, stack: debug.Stack()})
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return gateway.Decision{PolicyVersion: e.version}, fmt.Errorf("policy: decide: %w: %w", ErrUnavailable, err)
+		return e.fail(ErrUnavailable, err)
 	}
 	// Cancel the evaluation when ctx ends. context.AfterFunc costs less than
 	// the goroutine OPA would otherwise start for every evaluation.
@@ -206,19 +209,19 @@ func (e *Engine) decide(ctx context.Context, input ast.Value) (d gateway.Decisio
 	stop := context.AfterFunc(ctx, cancel.Cancel)
 	defer stop()
 	rs, err := e.query.Eval(ctx,
-		rego.EvalParsedInput(input),
+		input(),
 		rego.EvalExternalCancel(cancel),
 		rego.EvalMetrics(noMetrics),
 	)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil || topdown.IsCancel(err) {
-			return gateway.Decision{PolicyVersion: e.version}, fmt.Errorf("policy: decide: %w: %w", ErrUnavailable, errors.Join(cerr, err))
+			return e.fail(ErrUnavailable, errors.Join(cerr, err))
 		}
-		return gateway.Decision{PolicyVersion: e.version}, fmt.Errorf("policy: decide: %w: %w", ErrEvaluation, err)
+		return e.fail(ErrEvaluation, err)
 	}
 	out, err := readOutput(rs)
 	if err != nil {
-		return gateway.Decision{PolicyVersion: e.version}, fmt.Errorf("policy: decide: %w: %w", ErrEvaluation, err)
+		return e.fail(ErrEvaluation, err)
 	}
 	d = gateway.Decision{PolicyVersion: e.version, Obligations: out.obligations}
 	switch {
@@ -231,6 +234,17 @@ func (e *Engine) decide(ctx context.Context, input ast.Value) (d gateway.Decisio
 		d.Reasons = []string{ReasonDefaultDeny}
 	}
 	return d, nil
+}
+
+// fail returns the deny that goes with an error of the given kind
+// (ErrEvaluation or ErrUnavailable) and the wrapped error.
+func (e *Engine) fail(kind, err error) (gateway.Decision, error) {
+	reason := ReasonError
+	if kind == ErrUnavailable {
+		reason = ReasonUnavailable
+	}
+	return gateway.Decision{Reasons: []string{reason}, PolicyVersion: e.version},
+		fmt.Errorf("policy: decide: %w: %w", kind, err)
 }
 
 // panicError is a panic recovered during evaluation.

@@ -130,6 +130,13 @@ func TestDecide(t *testing.T) {
 				if d.Allow {
 					t.Fatal("Allow = true together with an error")
 				}
+				wantReason := ReasonError
+				if tt.wantErr == ErrUnavailable {
+					wantReason = ReasonUnavailable
+				}
+				if !slices.Equal(d.Reasons, []string{wantReason}) {
+					t.Errorf("Reasons = %q, want %q", d.Reasons, wantReason)
+				}
 				return
 			}
 			if err != nil {

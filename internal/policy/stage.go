@@ -79,7 +79,6 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 	if err != nil {
 		d.Allow = false // Decide never allows with an error; make it impossible here too.
 		if errors.Is(err, ErrUnavailable) {
-			d.Reasons = []string{ReasonUnavailable}
 			attrs := []any{"request_id", ex.ID, "policy_version", d.PolicyVersion, "err", err}
 			if pe, ok := errors.AsType[*panicError](err); ok {
 				attrs = append(attrs, "stack", string(pe.stack))
@@ -91,7 +90,6 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 			s.logger.Log(ctx, level, "policy: engine unavailable", attrs...)
 			return gateway.Errorf(http.StatusServiceUnavailable, gateway.TypeServer, CodeUnavailable, err, msgUnavailable)
 		}
-		d.Reasons = []string{ReasonError}
 		s.logger.Warn("policy: evaluation error", "request_id", ex.ID, "policy_version", d.PolicyVersion, "err", err)
 		return gateway.Errorf(http.StatusForbidden, gateway.TypePermission, CodeError, err, msgDenied)
 	}
