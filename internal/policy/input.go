@@ -34,6 +34,24 @@ type PrincipalInput struct {
 	AuthTime     time.Time `json:"auth_time"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"` // omitted: the credential does not expire
 	Scopes       []string  `json:"scopes"`
+	Issuer       string    `json:"issuer"` // OIDC issuer, SPIFFE trust domain, "warden", "" for API keys
+	Groups       []string  `json:"groups"`
+	Roles        []string  `json:"roles"`
+	MFA          bool      `json:"mfa"`      // a second factor was verified for this credential
+	Workload     string    `json:"workload"` // SPIFFE ID of the mTLS peer when a bearer credential named the principal
+}
+
+// MarshalJSON encodes absent lists as [] rather than null, as Value does, so
+// that a policy never has to tell "no groups" from "groups unknown".
+func (p PrincipalInput) MarshalJSON() ([]byte, error) {
+	type plain PrincipalInput // no MarshalJSON: avoids recursion
+	q := plain(p)
+	for _, l := range []*[]string{&q.Scopes, &q.Groups, &q.Roles} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	return json.Marshal(q)
 }
 
 // ResourceInput is what the request targets.
@@ -89,6 +107,11 @@ func NewInput(ex *gateway.Exchange) (Input, error) {
 			AuthTime:     p.AuthTime,
 			ExpiresAt:    p.ExpiresAt,
 			Scopes:       p.Scopes,
+			Issuer:       p.Issuer,
+			Groups:       p.Groups,
+			Roles:        p.Roles,
+			MFA:          p.MFA,
+			Workload:     p.Workload,
 		},
 		Action: ex.Action,
 		Resource: ResourceInput{
@@ -166,6 +189,11 @@ var (
 	kAuthTime     = ast.StringTerm("auth_time")
 	kExpiresAt    = ast.StringTerm("expires_at")
 	kScopes       = ast.StringTerm("scopes")
+	kIssuer       = ast.StringTerm("issuer")
+	kGroups       = ast.StringTerm("groups")
+	kRoles        = ast.StringTerm("roles")
+	kMFA          = ast.StringTerm("mfa")
+	kWorkload     = ast.StringTerm("workload")
 	kRoute        = ast.StringTerm("route")
 	kSegment      = ast.StringTerm("segment")
 	kAPI          = ast.StringTerm("api")
@@ -189,12 +217,8 @@ var (
 func (in *Input) Value() ast.Value {
 	p, r, c := &in.Principal, &in.Resource, &in.Context
 	// All string terms come from one allocation.
-	a := termAlloc{buf: make([]ast.Term, 0, 18+len(p.Scopes))}
-	scopes := make([]*ast.Term, len(p.Scopes))
-	for i, s := range p.Scopes {
-		scopes[i] = a.str(s)
-	}
-	principal := make([][2]*ast.Term, 0, 8)
+	a := termAlloc{buf: make([]ast.Term, 0, 20+len(p.Scopes)+len(p.Groups)+len(p.Roles))}
+	principal := make([][2]*ast.Term, 0, 13)
 	principal = append(principal,
 		ast.Item(kKind, a.str(p.Kind)),
 		ast.Item(kID, a.str(p.ID)),
@@ -202,7 +226,12 @@ func (in *Input) Value() ast.Value {
 		ast.Item(kAuthMethod, a.str(p.AuthMethod)),
 		ast.Item(kCredentialID, a.str(p.CredentialID)),
 		ast.Item(kAuthTime, a.time(p.AuthTime)),
-		ast.Item(kScopes, ast.ArrayTerm(scopes...)),
+		ast.Item(kScopes, a.strings(p.Scopes)),
+		ast.Item(kIssuer, a.str(p.Issuer)),
+		ast.Item(kGroups, a.strings(p.Groups)),
+		ast.Item(kRoles, a.strings(p.Roles)),
+		ast.Item(kMFA, ast.InternedTerm(p.MFA)),
+		ast.Item(kWorkload, a.str(p.Workload)),
 	)
 	if !p.ExpiresAt.IsZero() {
 		principal = append(principal, ast.Item(kExpiresAt, a.time(p.ExpiresAt)))
@@ -244,6 +273,15 @@ func (a *termAlloc) str(s string) *ast.Term {
 	return &a.buf[len(a.buf)-1]
 }
 
+// strings returns an array term of ss ([] for none).
+func (a *termAlloc) strings(ss []string) *ast.Term {
+	terms := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		terms[i] = a.str(s)
+	}
+	return ast.ArrayTerm(terms...)
+}
+
 // time returns a term for t formatted as RFC 3339 in UTC to the second.
 func (a *termAlloc) time(t time.Time) *ast.Term {
 	var b [len(time.RFC3339) + 10]byte
@@ -262,7 +300,8 @@ var sharedStrings = func() map[string]*ast.Term {
 		"",
 		"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
 		gateway.KindUser, gateway.KindService, gateway.KindAgent,
-		"api_key", "mtls", "jwt", "token",
+		"api_key", "mtls", "jwt", "token", "warden", "control",
+		"token.exchange", "mfa.verify",
 		"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
 		"openai", "http",
 		"training", "inference", "deployment",

@@ -29,7 +29,7 @@ func TestNewInput(t *testing.T) {
 	}
 	want := `{"principal":{"kind":"service","id":"spiffe://example.org/billing-bot","on_behalf_of":"alice@example.org",` +
 		`"auth_method":"api_key","credential_id":"key_01","auth_time":"2025-06-02T09:59:00Z","expires_at":"2025-06-08T00:00:00Z",` +
-		`"scopes":["inference:chat.completions"]},"action":"chat.completions",` +
+		`"scopes":["inference:chat.completions"],"issuer":"","groups":[],"roles":[],"mfa":false,"workload":""},"action":"chat.completions",` +
 		`"resource":{"route":"openai","segment":"inference","api":"openai","method":"POST","path":"/v1/chat/completions","model":"gpt-4o-mini","stream":true},` +
 		`"context":{"time":"2025-06-07T21:30:15Z","unix":1749331815,"weekday":"Sat","hour":21,"source_ip":"10.0.0.7","request_id":"req_01","request_bytes":37}}`
 	if string(got) != want {

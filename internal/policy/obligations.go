@@ -6,12 +6,20 @@ import (
 	"github.com/warden-ai/warden/internal/gateway"
 )
 
-// knownObligations are the obligation kinds warden enforces. It is empty for
-// now: later issues add mask (PII), cap (max_tokens), mfa (step-up) and rate
-// (rate class). Until a kind is listed here, an allow that carries it is
-// turned into a deny, because an obligation nobody enforces is a promise
-// broken silently.
-var knownObligations = map[string]bool{}
+// knownObligations are the obligation kinds warden can enforce. Later
+// issues add mask (PII), cap (max_tokens) and rate (rate class). An allow
+// that carries any other kind is turned into a deny, because an obligation
+// nobody enforces is a promise broken silently; a known kind is enforced by
+// the enforcer the gateway registered with Stage.Enforce, or denies too.
+//
+//   - require_mfa: true → the principal must have passed MFA step-up
+//     (Principal.MFA), else 401 with a step-up challenge.
+var knownObligations = map[string]bool{
+	ObligationRequireMFA: true,
+}
+
+// ObligationRequireMFA requires a second factor for the request.
+const ObligationRequireMFA = "require_mfa"
 
 // ReasonUnsupportedObligation prefixes the reason recorded for an
 // obligation warden cannot enforce: "unsupported obligation: <key>".

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -30,8 +31,24 @@ const (
 // always records the Decision in ex.Decision, and calls next only on an
 // allow. Its Engine can be replaced at any time with Swap.
 type Stage struct {
-	engine atomic.Pointer[Engine]
-	logger *slog.Logger
+	engine    atomic.Pointer[Engine]
+	logger    *slog.Logger
+	enforcers map[string]ObligationFunc // set before serving, read-only after
+}
+
+// ObligationFunc enforces one kind of obligation on an allowed exchange. It
+// gets the obligation's value from the policy; a returned error ends the
+// exchange (e.g. a 401 step-up challenge for require_mfa), nil lets it go on.
+type ObligationFunc func(ex *gateway.Exchange, value any) error
+
+// Enforce registers the enforcer of an obligation kind. It must be called
+// before the stage serves. An obligation that the policy returns and that
+// has no enforcer here denies the request.
+func (s *Stage) Enforce(kind string, fn ObligationFunc) {
+	if s.enforcers == nil {
+		s.enforcers = map[string]ObligationFunc{}
+	}
+	s.enforcers[kind] = fn
 }
 
 // NewStage returns an authorize stage evaluating e. A nil logger discards.
@@ -94,12 +111,43 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 		return gateway.Errorf(http.StatusForbidden, gateway.TypePermission, CodeError, err, msgDenied)
 	}
 	EnforceObligations(&d)
+	if d.Allow {
+		if err := s.enforce(ex, &d); err != nil {
+			return err
+		}
+	}
 	if !d.Allow {
 		s.logger.Debug("policy: denied", "request_id", ex.ID, "policy_version", d.PolicyVersion, "reasons", d.Reasons)
 		return gateway.Errorf(http.StatusForbidden, gateway.TypePermission, CodeDenied,
 			errors.New("policy: denied: "+strings.Join(d.Reasons, "; ")), msgDenied)
 	}
 	return next(ex)
+}
+
+// enforce runs the enforcer of every obligation of an allow, in a fixed
+// (sorted) order. A known obligation without an enforcer turns the allow
+// into a deny: the policy's promise would otherwise be broken silently.
+func (s *Stage) enforce(ex *gateway.Exchange, d *gateway.Decision) error {
+	if len(d.Obligations) == 0 {
+		return nil
+	}
+	kinds := make([]string, 0, len(d.Obligations))
+	for k := range d.Obligations {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		fn := s.enforcers[k]
+		if fn == nil {
+			d.Allow = false
+			d.Reasons = append(d.Reasons, ReasonUnsupportedObligation+k+" (not enabled on this gateway)")
+			continue
+		}
+		if err := fn(ex, d.Obligations[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var _ gateway.Stage = (*Stage)(nil)

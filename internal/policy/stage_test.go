@@ -233,3 +233,56 @@ func TestStageQuickstart(t *testing.T) {
 		})
 	}
 }
+
+// TestStageObligationEnforcers: a known obligation is enforced by the
+// registered enforcer; without one, the allow becomes a deny.
+func TestStageObligationEnforcers(t *testing.T) {
+	e, err := Load(context.Background(), "testdata/require_mfa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepUp := gateway.Errorf(http.StatusUnauthorized, gateway.TypeAuthentication, "mfa_required", nil, "step up")
+	for _, tc := range []struct {
+		name     string
+		enforcer ObligationFunc
+		mfa      bool
+		status   int // 0: next called
+	}{
+		{"no enforcer denies", nil, false, 403},
+		{"enforcer refuses", func(ex *gateway.Exchange, v any) error {
+			if v == true && !ex.Principal.MFA {
+				return stepUp
+			}
+			return nil
+		}, false, 401},
+		{"enforcer passes", func(ex *gateway.Exchange, v any) error {
+			if v == true && !ex.Principal.MFA {
+				return stepUp
+			}
+			return nil
+		}, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewStage(e, nil)
+			if tc.enforcer != nil {
+				s.Enforce(ObligationRequireMFA, tc.enforcer)
+			}
+			ex := newExchange()
+			ex.Principal.MFA = tc.mfa
+			called := false
+			err := s.Handle(ex, func(*gateway.Exchange) error { called = true; return nil })
+			if tc.status == 0 {
+				if err != nil || !called {
+					t.Fatalf("err %v called %v", err, called)
+				}
+				return
+			}
+			if called || err == nil || gateway.AsError(err).Status != tc.status {
+				t.Fatalf("err %v called %v, want status %d", err, called, tc.status)
+			}
+			if ex.Decision == nil || ex.Decision.Obligations["require_mfa"] != true {
+				t.Fatalf("decision %+v", ex.Decision)
+			}
+		})
+	}
+}

@@ -1,0 +1,5 @@
+package warden.authz
+
+allow := true
+
+obligations := {"require_mfa": true}
