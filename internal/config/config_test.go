@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"gopkg.in/yaml.v3"
 )
@@ -977,6 +978,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(base))
+	f.Add([]byte(identityBase))
 	f.Add([]byte(aliasBomb()))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data, "fuzz.yaml")
@@ -988,9 +990,7 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &ve) || len(ve.Errors) == 0 {
 				t.Fatalf("error is not a non-empty *ValidationError: %v", err)
 			}
-			// YAML line breaks are \n, \r\n and a lone \r.
-			lines := strings.Count(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n") +
-				strings.Count(strings.ReplaceAll(string(data), "\r\n", "\n"), "\r") + 1
+			lines := yamlLineCount(data)
 			for _, fe := range ve.Errors {
 				if fe.Line < 0 || fe.Line > lines {
 					t.Fatalf("line %d outside a %d-line document: %v", fe.Line, lines, fe)
@@ -1009,4 +1009,30 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("a valid config does not survive a round trip: %v\n%s", err, out)
 		}
 	})
+}
+
+// yamlLineCount counts the lines of data as yaml.v3 numbers them: a document
+// that starts with a UTF-16 byte order mark is decoded first, and \r\n, a
+// lone \r, \n, NEL (U+0085), LS (U+2028) and PS (U+2029) each end a line.
+func yamlLineCount(data []byte) int {
+	text := string(data)
+	if len(data) >= 2 && (data[0] == 0xfe && data[1] == 0xff || data[0] == 0xff && data[1] == 0xfe) {
+		u := make([]uint16, 0, len(data)/2)
+		for i := 2; i+1 < len(data); i += 2 {
+			if data[0] == 0xfe {
+				u = append(u, uint16(data[i])<<8|uint16(data[i+1]))
+			} else {
+				u = append(u, uint16(data[i+1])<<8|uint16(data[i]))
+			}
+		}
+		text = string(utf16.Decode(u))
+	}
+	n := 1
+	for _, r := range strings.ReplaceAll(text, "\r\n", "\n") {
+		switch r {
+		case '\n', '\r', '\u0085', '\u2028', '\u2029':
+			n++
+		}
+	}
+	return n
 }

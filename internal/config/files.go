@@ -84,6 +84,7 @@ func (c *Config) checkFiles(v *validator) {
 	if c.Keys.Path != "" && c.Keys.Path == c.Audit.Path && !v.failed("audit.path") {
 		v.add("audit.path", "must not be the same file as keys.path")
 	}
+	c.checkIdentityFiles(v)
 }
 
 // readFile reads a regular file of at most max bytes.

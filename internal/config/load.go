@@ -536,6 +536,7 @@ func (c *Config) applyDefaults() {
 	if c.Audit.Path == "" {
 		c.Audit.Path = DefaultAuditPath
 	}
+	c.applyIdentityDefaults()
 }
 
 func (c *Config) resolvePaths() {
@@ -559,4 +560,5 @@ func (c *Config) resolvePaths() {
 	c.Keys.Path = abs(c.Keys.Path)
 	c.Policy.Dir = abs(c.Policy.Dir)
 	c.Audit.Path = abs(c.Audit.Path)
+	c.resolveIdentityPaths(abs)
 }

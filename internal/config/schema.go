@@ -65,6 +65,12 @@ type TLS struct {
 	Mode     string `yaml:"mode"`      // files | self_signed | off
 	CertFile string `yaml:"cert_file"` // PEM chain; mode files only (required there)
 	KeyFile  string `yaml:"key_file"`  // PEM key; mode files only (required there)
+	// ClientAuth is whether the listener asks clients for a certificate:
+	// none (default) | optional | require (the ClientAuth* constants).
+	// optional and require need TLS (mode files or self_signed) and
+	// identity.mtls. The certificate is verified by the mTLS authenticator,
+	// not the TLS handshake, so that a bad one is a 401 with an audit record.
+	ClientAuth string `yaml:"client_auth"`
 }
 
 // Admin is the operations listener. It is plaintext and should bind to loopback

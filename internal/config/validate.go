@@ -230,6 +230,7 @@ func (c *Config) validate(v *validator) {
 	} else if c.Keys.Path != "" && filepath.Clean(c.Audit.Path) == filepath.Clean(c.Keys.Path) {
 		v.add("audit.path", "must not be the same file as keys.path")
 	}
+	c.validateIdentity(v)
 }
 
 func (c *Config) validateUpstream(v *validator, p string, u *Upstream) {
