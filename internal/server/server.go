@@ -37,6 +37,11 @@ type Server struct {
 	audit    *audit.Log
 	handlers []*gateway.Handler // one per listener: they differ only in the body limit
 	self     *SelfSigned
+	ident    *identityParts
+	// extraChecks are readiness checks of components beyond audit and keys
+	// (trust bundles, certificates, revocations, ...), by name.
+	extraChecks map[string]func() error
+	wctx        context.Context // lives until Close/Shutdown: background refreshes
 
 	stop      context.CancelFunc
 	servers   []*http.Server
@@ -58,10 +63,12 @@ type Options struct {
 
 // New opens every component named in cfg. On error nothing is left open.
 func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err error) {
-	s := &Server{cfg: cfg, logger: opts.Logger}
+	s := &Server{cfg: cfg, logger: opts.Logger, extraChecks: map[string]func() error{}}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.wctx, s.stop = wctx, cancel
 	defer func() {
 		if err != nil {
 			s.closeStores()
@@ -128,7 +135,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	}
 	proxy.RevalidateEvery(revalidate)
 	auditStage := audit.NewStage(s.audit, s.logger)
-	identify := identity.NewAPIKeyStage(s.keys, time.Now)
+	if s.ident, err = s.buildIdentity(wctx, cfg); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	for name, check := range s.ident.checks {
+		s.extraChecks[name] = check
+	}
+	identify := identity.NewStage(s.ident.peer, s.ident.bearer, time.Now)
 	authorize := policy.NewStage(s.policy, s.logger)
 	for _, l := range cfg.Listeners {
 		// The order is the security argument: audit wraps everything (so every
@@ -156,8 +169,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	if pollEvery <= 0 {
 		pollEvery = 250 * time.Millisecond
 	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop = cancel
 	go s.keys.Watch(wctx, pollEvery, s.logger)
 	return s, nil
 }
@@ -176,7 +187,7 @@ func (s *Server) SelfSignedCertPEM() []byte {
 // Start binds every listener and serves in the background.
 func (s *Server) Start() error {
 	for i, l := range s.cfg.Listeners {
-		tcfg, err := listenerTLS(l, s.self)
+		tcfg, err := s.listenerTLSConfig(s.wctx, l)
 		if err != nil {
 			s.Close()
 			return fmt.Errorf("server: %w", err)
@@ -263,6 +274,11 @@ func (s *Server) Ready() map[string]string {
 	if err := s.keys.Healthy(); err != nil {
 		failing["keys"] = err.Error()
 	}
+	for name, check := range s.extraChecks {
+		if err := check(); err != nil {
+			failing[name] = err.Error()
+		}
+	}
 	if len(failing) == 0 {
 		return nil
 	}
@@ -336,6 +352,11 @@ func (s *Server) closeStores() error {
 	s.closeOnce.Do(func() {
 		if s.stop != nil {
 			s.stop()
+		}
+		if s.ident != nil {
+			for _, c := range s.ident.closers {
+				_ = c()
+			}
 		}
 		if s.audit != nil {
 			err = s.audit.Close()

@@ -13,8 +13,6 @@ import (
 	"net"
 	"os"
 	"time"
-
-	"github.com/warden-ai/warden/internal/config"
 )
 
 // selfSignedValidity is how long a generated certificate is valid. It is
@@ -66,28 +64,4 @@ func newSelfSigned(now time.Time) (*SelfSigned, error) {
 		Cert:    tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 	}, nil
-}
-
-// listenerTLS returns the TLS config for a listener, nil for mode off.
-func listenerTLS(l config.Listener, self *SelfSigned) (*tls.Config, error) {
-	base := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2", "http/1.1"},
-	}
-	switch l.TLS.Mode {
-	case config.TLSModeOff:
-		return nil, nil
-	case config.TLSModeSelfSigned:
-		base.Certificates = []tls.Certificate{self.Cert}
-		return base, nil
-	case config.TLSModeFiles:
-		cert, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("listener %q: tls: %w", l.Name, err)
-		}
-		base.Certificates = []tls.Certificate{cert}
-		return base, nil
-	default:
-		return nil, fmt.Errorf("listener %q: unknown tls mode %q", l.Name, l.TLS.Mode)
-	}
 }
