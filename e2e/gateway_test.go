@@ -140,14 +140,27 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-func startWarden(t *testing.T) *env { return startWardenWith(t, 0) }
+func startWarden(t *testing.T) *env { return startWardenOpts(t, options{}) }
 
 // startWardenWith starts warden in front of a stand-in model that waits
 // chunkDelay between streamed chunks.
 func startWardenWith(t *testing.T, chunkDelay time.Duration) *env {
+	return startWardenOpts(t, options{ChunkDelay: chunkDelay})
+}
+
+// options vary the warden under test.
+type options struct {
+	ChunkDelay time.Duration
+	TLSExtra   string            // YAML lines added under listeners[0].tls (indented 6 spaces)
+	Identity   string            // an "identity:" YAML block appended to the config
+	Policy     map[string]string // extra policy files (name → Rego), beside the quickstart policy
+	Prepare    func(dir string)  // writes fixtures into the config directory before the start
+}
+
+func startWardenOpts(t *testing.T, o options) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), upstreamKey: "upstream-secret-" + fmt.Sprint(time.Now().UnixNano())}
-	e.model = &standin.Server{APIKey: e.upstreamKey, ChunkDelay: chunkDelay}
+	e.model = &standin.Server{APIKey: e.upstreamKey, ChunkDelay: o.ChunkDelay}
 	up := httptest.NewServer(e.model)
 	t.Cleanup(up.Close)
 	dead := freeAddr(t) // nothing listens there
@@ -159,6 +172,12 @@ func startWardenWith(t *testing.T, chunkDelay time.Duration) *env {
 		must(t, err)
 		must(t, os.WriteFile(filepath.Join(e.dir, "policy", f), b, 0o600))
 	}
+	for name, text := range o.Policy {
+		must(t, os.WriteFile(filepath.Join(e.dir, "policy", name), []byte(text), 0o600))
+	}
+	if o.Prepare != nil {
+		o.Prepare(e.dir)
+	}
 	listen, admin := freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(`listeners:
   - name: public
@@ -168,7 +187,7 @@ func startWardenWith(t *testing.T, chunkDelay time.Duration) *env {
     tls:
       cert_file: cert.pem
       key_file: key.pem
-admin:
+%sadmin:
   address: %s
 routes:
   - name: inference
@@ -192,7 +211,7 @@ policy:
   dir: policy
 audit:
   path: data/audit.log
-`, listen, admin, up.URL, dead)
+%s`, listen, o.TLSExtra, admin, up.URL, dead, o.Identity)
 	cfgPath := filepath.Join(e.dir, "warden.yaml")
 	must(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 	e.auditPath = filepath.Join(e.dir, "data", "audit.log")

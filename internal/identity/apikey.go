@@ -51,8 +51,12 @@ var (
 	ErrRevokedKey       = errors.New("revoked API key")
 	ErrExpiredKey       = errors.New("expired API key")
 	ErrStoreUnavailable = errors.New("API key store unavailable")
-	// ErrInvalidArgument marks bad input to Create (subject, kind, scopes, ttl).
+	// ErrInvalidArgument marks bad input to Create (subject, kind, scopes,
+	// ttl), Rotate (overlap) and Prune (age).
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrAlreadyRotated is Rotate's refusal to rotate a key a second time;
+	// rotate its successor instead. Authenticate never returns it.
+	ErrAlreadyRotated = errors.New("API key already rotated")
 )
 
 // b64urlIndex maps a byte to its base64url value, or -1 if it is not in the
