@@ -170,6 +170,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 		pollEvery = 250 * time.Millisecond
 	}
 	go s.keys.Watch(wctx, pollEvery, s.logger)
+	go s.keys.RunLastUsedFlusher(wctx, 0, s.logger) // default interval: once a minute
 	return s, nil
 }
 
@@ -352,6 +353,12 @@ func (s *Server) closeStores() error {
 	s.closeOnce.Do(func() {
 		if s.stop != nil {
 			s.stop()
+		}
+		if s.keys != nil {
+			// No request can authenticate any more: persist the last-used times.
+			if ferr := s.keys.FlushLastUsed(); ferr != nil {
+				s.logger.Warn("server: flush API key last-used times", "err", ferr)
+			}
 		}
 		if s.ident != nil {
 			for _, c := range s.ident.closers {
