@@ -45,8 +45,9 @@ var NativeRoute = &Route{Name: "warden", Segment: "control", API: "warden"}
 // nativeEndpoints are warden's own endpoints under /v1/warden/. They take
 // precedence over any configured route.
 var nativeEndpoints = map[string]struct{ method, action string }{
-	"/v1/warden/token":      {http.MethodPost, "token.exchange"}, // RFC 8693 token exchange
-	"/v1/warden/mfa/verify": {http.MethodPost, "mfa.verify"},     // TOTP step-up
+	"/v1/warden/token":      {http.MethodPost, "token.exchange"},    // RFC 8693 token exchange
+	"/v1/warden/mfa/verify": {http.MethodPost, "mfa.verify"},        // TOTP step-up
+	"/v1/warden/revoke":     {http.MethodPost, "credential.revoke"}, // admin: revoke a key, token or subject
 }
 
 // genericMethods are the methods an "http" route accepts.
