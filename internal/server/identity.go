@@ -4,14 +4,20 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/warden-ai/warden/internal/config"
+	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/identity"
+	"github.com/warden-ai/warden/internal/identity/mfa"
 	"github.com/warden-ai/warden/internal/identity/mtls"
 	"github.com/warden-ai/warden/internal/identity/oidc"
+	"github.com/warden-ai/warden/internal/identity/revoke"
+	"github.com/warden-ai/warden/internal/identity/token"
+	"github.com/warden-ai/warden/internal/policy"
 	"github.com/warden-ai/warden/internal/tlsconf"
 )
 
@@ -22,18 +28,49 @@ const bundleWatchInterval = 2 * time.Second
 // identityParts are the authenticators built from cfg.Identity and what they
 // need at run time.
 type identityParts struct {
-	peer     identity.Authenticator // nil without mtls
-	bearer   []identity.Authenticator
-	workload *mtls.WorkloadSource // nil without a SPIRE socket
-	checks   map[string]func() error
-	closers  []func() error
+	stage     *identity.Stage
+	peer      identity.Authenticator // nil without mtls
+	bearer    []identity.Authenticator
+	workload  *mtls.WorkloadSource // nil without a SPIRE socket
+	revoked   *revoke.List
+	issuer    *token.Issuer
+	jwks      http.Handler
+	native    map[string]gateway.NativeHandler // warden's own endpoints, by action
+	enforcers map[string]policy.ObligationFunc // obligations identity can enforce
+	checks    map[string]func() error
+	closers   []func() error
 }
 
 // buildIdentity opens every configured authentication method. Background
 // refreshes run until ctx ends.
 func (s *Server) buildIdentity(ctx context.Context, cfg *config.Config) (*identityParts, error) {
-	ip := &identityParts{checks: map[string]func() error{}}
+	ip := &identityParts{checks: map[string]func() error{}, native: map[string]gateway.NativeHandler{},
+		enforcers: map[string]policy.ObligationFunc{}}
 	ip.bearer = append(ip.bearer, identity.NewAPIKeyAuthenticator(s.keys))
+
+	// warden-issued tokens: signing keys that rotate, and the revocation list
+	// every running warden watches.
+	tcfg := token.WithDefaults(cfg.Identity.Tokens)
+	revs, err := revoke.Open(cfg.Identity.RevocationsPath)
+	if err != nil {
+		return nil, fmt.Errorf("identity.revocations_path: %w", err)
+	}
+	go revs.Watch(ctx, revoke.DefaultWatchInterval, s.logger)
+	ip.revoked = revs
+	ip.checks["revocations"] = revs.Healthy
+	keys, err := token.OpenKeySet(tcfg.KeysPath, tcfg.RotateEvery.D(), tcfg.MaxTTL.D())
+	if err != nil {
+		return nil, fmt.Errorf("identity.tokens.keys_path: %w", err)
+	}
+	if _, err := keys.EnsureCurrent(time.Now()); err != nil {
+		return nil, fmt.Errorf("identity.tokens: signing key: %w", err)
+	}
+	go keys.Watch(ctx, time.Second, s.logger)
+	go keys.Maintain(ctx, time.Minute, s.logger)
+	ip.checks["token_keys"] = keys.Healthy
+	ip.issuer = token.NewIssuer(keys, tcfg)
+	ip.jwks = keys.JWKSHandler()
+	ip.bearer = append(ip.bearer, token.NewAuthenticator(keys, revs, tcfg))
 
 	if m := cfg.Identity.MTLS; m != nil {
 		var src x509bundle.Source
@@ -66,6 +103,32 @@ func (s *Server) buildIdentity(ctx context.Context, cfg *config.Config) (*identi
 		ip.closers = append(ip.closers, oa.Close)
 		ip.bearer = append(ip.bearer, oa)
 	}
+	ip.stage = identity.NewStage(ip.peer, ip.bearer, time.Now)
+
+	// RFC 8693 exchange: the subject token must be a JWT (an OIDC token or a
+	// warden token), proven exactly as a request carrying it would be.
+	verifySubject := func(ctx context.Context, tok string) (gateway.Principal, error) {
+		if identity.KindOf(tok) != identity.BearerJWT {
+			return gateway.Principal{}, identity.NotProven("subject_token is not a JWT")
+		}
+		return ip.stage.AuthenticateBearer(ctx, tok, time.Now())
+	}
+	ip.native["token.exchange"] = token.NewExchanger(ip.issuer, verifySubject, tcfg)
+
+	if m := cfg.Identity.MFA; m != nil {
+		key, err := m.Key()
+		if err != nil {
+			return nil, fmt.Errorf("identity.mfa.encryption_key: %w", err)
+		}
+		store, err := mfa.Open(m.StorePath, key)
+		if err != nil {
+			return nil, fmt.Errorf("identity.mfa: %w", err)
+		}
+		ip.checks["mfa"] = store.Healthy
+		ip.native["mfa.verify"] = mfa.NewStepUp(store, ip.issuer, m.ElevatedTTL.D())
+		ip.enforcers[policy.ObligationRequireMFA] = mfa.RequireMFA
+	}
+	ip.native["credential.revoke"] = &revoker{keys: s.keys, revoked: revs, tokenTTL: tcfg.MaxTTL.D()}
 	return ip, nil
 }
 

@@ -35,7 +35,7 @@ type Server struct {
 	keys     *identity.KeyStore
 	policy   *policy.Engine
 	audit    *audit.Log
-	handlers []*gateway.Handler // one per listener: they differ only in the body limit
+	handlers []http.Handler // one per listener: they differ only in the body limit
 	self     *SelfSigned
 	ident    *identityParts
 	// extraChecks are readiness checks of components beyond audit and keys
@@ -141,8 +141,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	for name, check := range s.ident.checks {
 		s.extraChecks[name] = check
 	}
-	identify := identity.NewStage(s.ident.peer, s.ident.bearer, time.Now)
+	identify := s.ident.stage
+	for action, h := range s.ident.native {
+		proxy.HandleNative(action, h)
+	}
 	authorize := policy.NewStage(s.policy, s.logger)
+	for kind, fn := range s.ident.enforcers {
+		authorize.Enforce(kind, fn)
+	}
 	for _, l := range cfg.Listeners {
 		// The order is the security argument: audit wraps everything (so every
 		// outcome is recorded), the cheap route match comes before identity,
@@ -155,7 +161,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 			authorize,
 			proxy,
 		}
-		s.handlers = append(s.handlers, gateway.NewHandler(stages, gateway.HandlerOptions{Logger: s.logger, Observer: s.metrics}))
+		s.handlers = append(s.handlers, withJWKS(s.ident.jwks,
+			gateway.NewHandler(stages, gateway.HandlerOptions{Logger: s.logger, Observer: s.metrics})))
 	}
 
 	for _, l := range cfg.Listeners {

@@ -50,3 +50,18 @@ deny contains msg if {
 	time.parse_rfc3339_ns(expires_at) <= time.parse_rfc3339_ns(input.context.time)
 	msg := sprintf("credential %s expired at %s", [input.principal.credential_id, expires_at])
 }
+
+# Any proven human user may step up with a TOTP code: the step-up endpoint
+# checks the code itself. Other warden endpoints (token exchange, revocation)
+# need the scope "control:<action>" like any other action.
+allow if {
+	input.action == "mfa.verify"
+	input.resource.segment == "control"
+	input.principal.kind == "user"
+}
+
+reasons contains "users may step up with a second factor" if {
+	input.action == "mfa.verify"
+	input.resource.segment == "control"
+	input.principal.kind == "user"
+}

@@ -107,3 +107,25 @@ test_unexpired_credential_not_denied if {
 	count(authz.deny) == 0 with input as inp
 	authz.allow with input as inp
 }
+
+# step_up is a user posting a TOTP code to warden's step-up endpoint.
+step_up(kind) := object.union(request, {
+	"principal": {"kind": kind, "scopes": []},
+	"action": "mfa.verify",
+	"resource": {"route": "warden", "segment": "control", "api": "warden", "path": "/v1/warden/mfa/verify"},
+})
+
+test_user_may_step_up if {
+	authz.allow with input as step_up("user")
+	"users may step up with a second factor" in authz.reasons with input as step_up("user")
+}
+
+test_service_may_not_step_up if {
+	not authz.allow with input as step_up("service")
+}
+
+test_token_exchange_needs_control_scope if {
+	exchange := object.union(step_up("agent"), {"action": "token.exchange"})
+	not authz.allow with input as exchange
+	authz.allow with input as object.union(exchange, {"principal": {"scopes": ["control:token.exchange"]}})
+}
