@@ -894,3 +894,27 @@ func TestTrustDomainRule(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSModeSPIFFE: a listener may take warden's certificate from the SPIRE
+// Workload API, but only when a socket is configured.
+func TestTLSModeSPIFFE(t *testing.T) {
+	const doc = `listeners:
+  - address: 127.0.0.1:8443
+    tls:
+      mode: spiffe
+routes:
+  - name: r
+    prefix: /v1/
+    segment: inference
+    upstream: {url: "http://127.0.0.1:9000"}
+policy: {dir: policy}
+`
+	if _, err := Parse([]byte(doc+"identity:\n  mtls:\n    workload_api_socket: unix:///run/spire/agent.sock\n"), "w.yaml"); err != nil {
+		t.Fatalf("spiffe mode with a socket: %v", err)
+	}
+	_, err := Parse([]byte(doc), "w.yaml")
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Errors) != 1 || ve.Errors[0].Field != "listeners[0].tls.mode" || ve.Errors[0].Line != 4 {
+		t.Fatalf("spiffe mode without a socket: %v", err)
+	}
+}

@@ -56,6 +56,7 @@ const (
 	TLSModeFiles      = "files"       // cert_file + key_file
 	TLSModeSelfSigned = "self_signed" // generated at start, with a loud warning
 	TLSModeOff        = "off"         // plaintext, with a loud warning: loopback, tests, or behind another TLS terminator
+	TLSModeSPIFFE     = "spiffe"      // warden's own X.509-SVID from the SPIRE Workload API (identity.mtls.workload_api_socket), rotating
 )
 
 // TLS configures a listener's TLS. With no fields set, the mode is

@@ -144,7 +144,10 @@ func (c *Config) validate(v *validator) {
 			if l.TLS.KeyFile == "" {
 				v.add(p+".tls.key_file", "required with mode files")
 			}
-		case TLSModeSelfSigned, TLSModeOff:
+		case TLSModeSelfSigned, TLSModeOff, TLSModeSPIFFE:
+			if l.TLS.Mode == TLSModeSPIFFE && (c.Identity.MTLS == nil || c.Identity.MTLS.WorkloadAPISocket == "") {
+				v.add(p+".tls.mode", "mode spiffe takes warden's certificate from the SPIRE Workload API: set identity.mtls.workload_api_socket")
+			}
 			if l.TLS.CertFile != "" {
 				v.add(p+".tls.cert_file", fmt.Sprintf("only used with mode files (mode is %s)", l.TLS.Mode))
 			}
@@ -152,7 +155,7 @@ func (c *Config) validate(v *validator) {
 				v.add(p+".tls.key_file", fmt.Sprintf("only used with mode files (mode is %s)", l.TLS.Mode))
 			}
 		default:
-			v.add(p+".tls.mode", fmt.Sprintf("unknown mode %q (files, self_signed, off)", l.TLS.Mode))
+			v.add(p+".tls.mode", fmt.Sprintf("unknown mode %q (files, self_signed, spiffe, off)", l.TLS.Mode))
 		}
 		v.positive(p+".read_header_timeout", l.ReadHeaderTimeout)
 		v.positive(p+".read_timeout", l.ReadTimeout)

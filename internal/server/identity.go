@@ -143,6 +143,11 @@ func (s *Server) listenerTLSConfig(ctx context.Context, l config.Listener) (*tls
 	case config.TLSModeSelfSigned:
 		cert := &s.self.Cert
 		getCert = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+	case config.TLSModeSPIFFE:
+		if s.ident == nil || s.ident.workload == nil {
+			return nil, fmt.Errorf("listener %q: tls mode spiffe needs identity.mtls.workload_api_socket", l.Name)
+		}
+		getCert = s.ident.workload.GetCertificate // rotates with the SVID
 	case config.TLSModeFiles:
 		r, err := tlsconf.NewCertReloader(l.TLS.CertFile, l.TLS.KeyFile, s.logger.With("listener", l.Name))
 		if err != nil {
