@@ -277,3 +277,58 @@ allow if {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestTrustBundleRotatesWithoutRestart: replacing the trust bundle file of a
+// running warden makes certificates of the old CA stop working and those of
+// the new CA work, with no restart.
+func TestTrustBundleRotatesWithoutRestart(t *testing.T) {
+	oldCA, newCA := newCA(t, "e2e.test"), newCA(t, "e2e.test")
+	e := startWardenOpts(t, options{
+		TLSExtra: "      client_auth: require\n",
+		Identity: `identity:
+  mtls:
+    trust_domains:
+      - name: e2e.test
+        bundle_file: bundle.pem
+`,
+		Policy: map[string]string{"e2e.rego": `package warden.authz
+
+allow if {
+	input.principal.auth_method == "mtls"
+	input.action == "models.list"
+}
+`},
+		Prepare: func(dir string) {
+			must(t, os.WriteFile(filepath.Join(dir, "bundle.pem"), oldCA.pem, 0o600))
+		},
+	})
+	now := time.Now()
+	rootCAs := e.httpClient.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	status := func(cert tls.Certificate) int {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: rootCAs, MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}}}
+		res, err := c.Get(e.base + "/v1/models")
+		must(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	oldCert := oldCA.svid(t, "spiffe://e2e.test/svc/a", now.Add(-time.Hour), now.Add(time.Hour))
+	newCert := newCA.svid(t, "spiffe://e2e.test/svc/a", now.Add(-time.Hour), now.Add(time.Hour))
+	if s := status(oldCert); s != 200 {
+		t.Fatalf("old CA before rotation: %d", s)
+	}
+	if s := status(newCert); s != 401 {
+		t.Fatalf("new CA before rotation: %d", s)
+	}
+	must(t, os.WriteFile(filepath.Join(e.dir, "bundle.pem"), newCA.pem, 0o600))
+	deadline := time.Now().Add(10 * time.Second)
+	for status(newCert) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the new bundle was not picked up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := status(oldCert); s != 401 {
+		t.Fatalf("old CA after rotation: %d", s)
+	}
+}
