@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -46,6 +49,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "warden.yaml", "config file")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	drain := fs.Duration("drain", 15*time.Second, "how long to wait for in-flight requests at shutdown")
+	pprofAddr := fs.String("pprof", "", "serve Go profiling endpoints (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	if code, ok := parseArgs(fs, args); !ok {
 		return code
 	}
@@ -75,6 +79,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "warden serve: %v\n", err)
 		return exitFail
 	}
+	if *pprofAddr != "" {
+		stopProf, err := servePprof(*pprofAddr, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "warden serve: -pprof: %v\n", err)
+			_ = srv.Close()
+			return exitUsage
+		}
+		defer stopProf()
+	}
 	fmt.Fprintf(stdout, "warden serving on %v (admin %s)\n", srv.ListenerAddrs(), srv.AdminAddr())
 	<-ctx.Done()
 	logger.Info("shutting down", "drain", drain.String())
@@ -85,6 +98,32 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// servePprof serves the runtime profiles on a loopback address only:
+// profiles reveal memory contents and must never face a network.
+func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%s is not a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	logger.Warn("profiling endpoints enabled", "address", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
