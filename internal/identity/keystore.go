@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/warden-ai/warden/internal/gateway"
+
+	"github.com/warden-ai/warden/internal/store/localfile"
 )
 
 // KeyRecord is one stored API key. It holds the hash of the secret, never
@@ -140,16 +142,8 @@ type entry struct {
 type snapshot struct {
 	keys  map[string]*entry
 	err   error
-	stamp fileStamp         // stat of the file the snapshot was read from
+	stamp localfile.Stamp   // stat of the file the snapshot was read from
 	sum   [sha256.Size]byte // SHA-256 of the file content; zero if the file is missing
-}
-
-// fileStamp identifies one version of the store file cheaply.
-type fileStamp struct {
-	exists   bool
-	dev, ino uint64
-	size     int64
-	mtime    int64 // UnixNano
 }
 
 // KeyStore holds API keys for service accounts and agents, hashed, in a JSON
@@ -665,7 +659,7 @@ func (ks *KeyStore) poll(force bool) (old, cur *snapshot, replaced bool) {
 	defer ks.mu.Unlock()
 	old = ks.snap.Load()
 	if !force && old != nil && old.err == nil {
-		if st, err := statPath(ks.path); err == nil && st == old.stamp {
+		if st, err := localfile.StatPath(ks.path); err == nil && st == old.stamp {
 			return old, old, false
 		}
 	}
@@ -689,7 +683,7 @@ func (ks *KeyStore) load() *snapshot {
 	if err != nil {
 		return &snapshot{err: err}
 	}
-	if !st.exists {
+	if !st.Exists {
 		return ks.newSnapshot(nil, st, [sha256.Size]byte{})
 	}
 	recs, err := decodeStore(ks.path, data)
@@ -714,7 +708,7 @@ func (ks *KeyStore) update(modify func([]KeyRecord) ([]KeyRecord, error)) error 
 	if err := os.MkdirAll(filepath.Dir(ks.path), 0o700); err != nil {
 		return fmt.Errorf("identity: key store: %w", err)
 	}
-	unlock, err := lockFile(ks.path+".lock", lockTimeout)
+	unlock, err := localfile.Lock(ks.path+".lock", lockTimeout)
 	if err != nil {
 		return err
 	}
@@ -747,13 +741,13 @@ func (ks *KeyStore) update(modify func([]KeyRecord) ([]KeyRecord, error)) error 
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(ks.path, out); err != nil {
-		return err
+	if err := localfile.WriteAtomic(ks.path, out); err != nil {
+		return fmt.Errorf("identity: key store: %w", err)
 	}
 	// Stat while still holding the lock, so the stamp belongs to our content.
-	st, err := statPath(ks.path)
+	st, err := localfile.StatPath(ks.path)
 	if err != nil {
-		st = fileStamp{} // Watch will notice the mismatch and re-read
+		st = localfile.Stamp{} // Watch will notice the mismatch and re-read
 	}
 	ks.mu.Lock()
 	ks.snap.Store(ks.newSnapshot(recs, st, sha256.Sum256(out)))
@@ -765,7 +759,7 @@ func (ks *KeyStore) update(modify func([]KeyRecord) ([]KeyRecord, error)) error 
 // counter, carried over from earlier snapshots and raised to the record's
 // last_used; counters of ids no longer present are dropped. ks.mu must be
 // held.
-func (ks *KeyStore) newSnapshot(recs []KeyRecord, st fileStamp, sum [sha256.Size]byte) *snapshot {
+func (ks *KeyStore) newSnapshot(recs []KeyRecord, st localfile.Stamp, sum [sha256.Size]byte) *snapshot {
 	keys := make(map[string]*entry, len(recs))
 	used := make(map[string]*atomic.Int64, len(recs))
 	for _, r := range recs {
@@ -792,50 +786,37 @@ func sortRecords(recs []KeyRecord) {
 }
 
 // readStore reads the store file. A missing file gives nil data and a stamp
-// with exists=false. Errors name the path.
-func readStore(path string) ([]byte, fileStamp, error) {
+// with Exists=false. Errors name the path.
+func readStore(path string) ([]byte, localfile.Stamp, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fileStamp{}, nil
+		return nil, localfile.Stamp{}, nil
 	}
 	if err != nil {
-		return nil, fileStamp{}, fmt.Errorf("identity: key store: %w", err)
+		return nil, localfile.Stamp{}, fmt.Errorf("identity: key store: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fileStamp{}, fmt.Errorf("identity: key store: %w", err)
+		return nil, localfile.Stamp{}, fmt.Errorf("identity: key store: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fileStamp{}, fmt.Errorf("identity: key store %s: not a regular file", path)
+		return nil, localfile.Stamp{}, fmt.Errorf("identity: key store %s: not a regular file", path)
 	}
 	if fi.Size() > maxStoreBytes {
-		return nil, fileStamp{}, fmt.Errorf("identity: key store %s: larger than %d bytes", path, maxStoreBytes)
+		return nil, localfile.Stamp{}, fmt.Errorf("identity: key store %s: larger than %d bytes", path, maxStoreBytes)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxStoreBytes+1))
 	if err != nil {
-		return nil, fileStamp{}, fmt.Errorf("identity: key store: read %s: %w", path, err)
+		return nil, localfile.Stamp{}, fmt.Errorf("identity: key store: read %s: %w", path, err)
 	}
 	if len(data) > maxStoreBytes {
-		return nil, fileStamp{}, fmt.Errorf("identity: key store %s: larger than %d bytes", path, maxStoreBytes)
+		return nil, localfile.Stamp{}, fmt.Errorf("identity: key store %s: larger than %d bytes", path, maxStoreBytes)
 	}
 	if data == nil {
 		data = []byte{} // an existing empty file is not a missing file
 	}
-	return data, stampOf(fi), nil
-}
-
-// statPath returns the stamp of the file at path; a missing file is a valid
-// stamp with exists=false.
-func statPath(path string) (fileStamp, error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fileStamp{}, nil
-	}
-	if err != nil {
-		return fileStamp{}, err
-	}
-	return stampOf(fi), nil
+	return data, localfile.StampOf(fi), nil
 }
 
 // decodeStore parses and validates the store document strictly: unknown
@@ -913,45 +894,6 @@ func encodeStore(recs []KeyRecord) ([]byte, error) {
 		return nil, fmt.Errorf("identity: key store: encode: %w", err)
 	}
 	return append(out, '\n'), nil
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory (mode 0600) is written and fsynced, renamed over path, and the
-// directory is fsynced so the rename survives a crash. Readers see the old
-// file or the new one, never a mix.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("identity: key store: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("identity: key store: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("identity: key store: write %s: %w", tmp, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("identity: key store: sync %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("identity: key store: close %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("identity: key store: %w", err)
-	}
-	if err = syncDir(dir); err != nil {
-		// The new file is in place; only its durability across a crash is in doubt.
-		return fmt.Errorf("identity: key store: sync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 func parseHash(s string) (h [sha256.Size]byte, ok bool) {

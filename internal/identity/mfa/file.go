@@ -9,10 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/warden-ai/warden/internal/store/localfile"
 )
 
 // Store file format.
@@ -82,7 +83,7 @@ func (s *Store) update(modify func(*storeFile) (changed bool, err error)) error 
 	if err := s.ensureDir(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	unlock, err := lockFile(s.path+".lock", lockTimeout)
+	unlock, err := localfile.Lock(s.path+".lock", lockTimeout)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -107,7 +108,7 @@ func (s *Store) update(modify func(*storeFile) (changed bool, err error)) error 
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if err := writeFileAtomic(s.path, out); err != nil {
+	if err := localfile.WriteAtomic(s.path, out); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
@@ -209,44 +210,4 @@ func encodeStore(sf *storeFile) ([]byte, error) {
 		return nil, fmt.Errorf("mfa: store: encode: %w", err)
 	}
 	return append(out, '\n'), nil
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory (mode 0600) is written and fsynced, renamed over path, and the
-// directory is fsynced so the rename survives a crash. Readers see the old
-// file or the new one, never a mix.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("mfa: store: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("mfa: store: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("mfa: store: write %s: %w", tmp, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("mfa: store: sync %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("mfa: store: close %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("mfa: store: %w", err)
-	}
-	if err = syncDir(dir); err != nil {
-		// The new file is in place; only its durability across a crash is in
-		// doubt, so the caller must not report success.
-		return fmt.Errorf("mfa: store: sync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/warden-ai/warden/internal/gateway"
+
+	"github.com/warden-ai/warden/internal/store/localfile"
 )
 
 // testIssuer is a small ElevatedIssuer: it records what it was asked and
@@ -103,7 +105,7 @@ func TestStepUp(t *testing.T) {
 		}, want: want{429, "too_many_mfa_attempts", "", "too many"}},
 		{name: "store unavailable", prepare: func(_ *testing.T, su *StepUp, _ *testIssuer, _ string) {
 			su.store = openStoreAt(t, su.store.Path()+".other") // another key's file at a fresh path
-			if err := writeFileAtomic(su.store.Path(), []byte("{")); err != nil {
+			if err := localfile.WriteAtomic(su.store.Path(), []byte("{")); err != nil {
 				t.Fatal(err)
 			}
 		}, want: want{503, "mfa_unavailable", "", "corrupt"}},

@@ -31,6 +31,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/warden-ai/warden/internal/store/localfile"
 )
 
 // Entry kinds.
@@ -88,7 +90,7 @@ type listFile struct {
 type snapshot struct {
 	entries map[entryKey]Entry
 	err     error
-	stamp   fileStamp
+	stamp   localfile.Stamp
 	sum     [sha256.Size]byte
 }
 
@@ -327,7 +329,7 @@ func (l *List) poll(force bool) (old, cur *snapshot, replaced bool) {
 	defer l.mu.Unlock()
 	old = l.current()
 	if !force && old.err == nil {
-		if st, err := statPath(l.path); err == nil && st == old.stamp {
+		if st, err := localfile.StatPath(l.path); err == nil && st == old.stamp {
 			return old, old, false
 		}
 	}
@@ -343,11 +345,11 @@ func (l *List) poll(force bool) (old, cur *snapshot, replaced bool) {
 }
 
 func (l *List) load() *snapshot {
-	data, st, err := readFile(l.path, maxFileBytes)
+	data, st, err := localfile.ReadFile(l.path, maxFileBytes)
 	if err != nil {
 		return &snapshot{err: unavailable(err)}
 	}
-	if !st.exists {
+	if !st.Exists {
 		if l.existed.Load() {
 			return &snapshot{err: unavailable(fmt.Errorf("%s: %w", l.path, errVanished))}
 		}
@@ -370,14 +372,14 @@ func (l *List) update(now time.Time, modify func(map[entryKey]Entry) bool) error
 	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
 		return err
 	}
-	unlock, err := lockFile(l.path+".lock", lockTimeout)
+	unlock, err := localfile.Lock(l.path+".lock", lockTimeout)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 
 	// Re-read under the lock: another process may have written since.
-	data, _, err := readFile(l.path, maxFileBytes)
+	data, _, err := localfile.ReadFile(l.path, maxFileBytes)
 	if err != nil {
 		return err
 	}
@@ -404,13 +406,13 @@ func (l *List) update(now time.Time, modify func(map[entryKey]Entry) bool) error
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(l.path, out); err != nil {
+	if err := localfile.WriteAtomic(l.path, out); err != nil {
 		return err
 	}
 	l.existed.Store(true)
-	st, err := statPath(l.path)
+	st, err := localfile.StatPath(l.path)
 	if err != nil {
-		st = fileStamp{} // Watch will notice the mismatch and re-read
+		st = localfile.Stamp{} // Watch will notice the mismatch and re-read
 	}
 	l.mu.Lock()
 	l.snap.Store(&snapshot{entries: m, stamp: st, sum: sha256.Sum256(out)})

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/warden-ai/warden/internal/store/localfile"
 )
 
 // Key statuses, as reported by KeyInfo.Status.
@@ -94,7 +96,7 @@ type keySnapshot struct {
 	keys  []*signingKey // oldest first
 	byKID map[string]*signingKey
 	err   error
-	stamp fileStamp
+	stamp localfile.Stamp
 	sum   [sha256.Size]byte
 }
 
@@ -422,7 +424,7 @@ func (ks *KeySet) poll(force bool) (old, cur *keySnapshot, replaced bool) {
 	defer ks.mu.Unlock()
 	old = ks.current()
 	if !force && old.err == nil {
-		if st, err := statPath(ks.path); err == nil && st == old.stamp {
+		if st, err := localfile.StatPath(ks.path); err == nil && st == old.stamp {
 			return old, old, false
 		}
 	}
@@ -438,11 +440,11 @@ func (ks *KeySet) poll(force bool) (old, cur *keySnapshot, replaced bool) {
 }
 
 func (ks *KeySet) load() *keySnapshot {
-	data, st, err := readFile(ks.path, maxKeyFileBytes)
+	data, st, err := localfile.ReadFile(ks.path, maxKeyFileBytes)
 	if err != nil {
 		return &keySnapshot{err: fmt.Errorf("token: %w: %w", ErrKeysUnavailable, err)}
 	}
-	if !st.exists {
+	if !st.Exists {
 		return &keySnapshot{byKID: map[string]*signingKey{}, stamp: st}
 	}
 	_, keys, err := decodeKeySet(ks.path, data)
@@ -452,7 +454,7 @@ func (ks *KeySet) load() *keySnapshot {
 	return newKeySnapshot(keys, st, sha256.Sum256(data))
 }
 
-func newKeySnapshot(keys []*signingKey, st fileStamp, sum [sha256.Size]byte) *keySnapshot {
+func newKeySnapshot(keys []*signingKey, st localfile.Stamp, sum [sha256.Size]byte) *keySnapshot {
 	by := make(map[string]*signingKey, len(keys))
 	for _, k := range keys {
 		by[k.info.KID] = k
@@ -473,13 +475,13 @@ func (ks *KeySet) update(now time.Time, modify func([]keyRecord) ([]keyRecord, e
 	if err := os.MkdirAll(filepath.Dir(ks.path), 0o700); err != nil {
 		return err
 	}
-	unlock, err := lockFile(ks.path+".lock", lockTimeout)
+	unlock, err := localfile.Lock(ks.path+".lock", lockTimeout)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 
-	data, _, err := readFile(ks.path, maxKeyFileBytes)
+	data, _, err := localfile.ReadFile(ks.path, maxKeyFileBytes)
 	if err != nil {
 		return err
 	}
@@ -507,12 +509,12 @@ func (ks *KeySet) update(now time.Time, modify func([]keyRecord) ([]keyRecord, e
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(ks.path, out); err != nil {
+	if err := localfile.WriteAtomic(ks.path, out); err != nil {
 		return err
 	}
-	st, err := statPath(ks.path)
+	st, err := localfile.StatPath(ks.path)
 	if err != nil {
-		st = fileStamp{}
+		st = localfile.Stamp{}
 	}
 	ks.mu.Lock()
 	ks.snap.Store(newKeySnapshot(keys, st, sha256.Sum256(out)))

@@ -1,25 +1,26 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package mfa
+package localfile
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 	"time"
 )
 
-// lockFile takes an exclusive advisory lock (flock(2)) on the lock file at
+// Lock takes an exclusive advisory lock (flock(2)) on the lock file at
 // path, creating it (mode 0600) if needed, and returns the function that
 // releases it. flock locks belong to the open file description, so two
-// Stores in one process exclude each other just like two processes do. The
-// lock file is never removed: removing it would let two writers lock two
+// holders in one process exclude each other just like two processes do.
+// The lock file is never removed: removing it would let two writers lock two
 // different files.
-func lockFile(path string, timeout time.Duration) (unlock func(), err error) {
+func Lock(path string, timeout time.Duration) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("mfa: store lock: %w", err)
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	fd := int(f.Fd())
 	deadline := time.Now().Add(timeout)
@@ -36,19 +37,19 @@ func lockFile(path string, timeout time.Duration) (unlock func(), err error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			_ = f.Close()
-			return nil, fmt.Errorf("mfa: store lock %s: %w", path, err)
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		if time.Now().After(deadline) {
 			_ = f.Close()
-			return nil, fmt.Errorf("mfa: store lock %s: still held by another writer after %s", path, timeout)
+			return nil, fmt.Errorf("lock %s: still held by another writer after %s", path, timeout)
 		}
 		time.Sleep(delay)
 		delay = min(2*delay, 20*time.Millisecond)
 	}
 }
 
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory so that a rename in it is durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -61,4 +62,15 @@ func syncDir(dir string) error {
 		return nil // the file system cannot sync directories; nothing more to do
 	}
 	return err
+}
+
+// StampOf identifies a file version by device, inode, size and mtime. Writers
+// replace the file by rename, so every write gives a new inode.
+func StampOf(fi fs.FileInfo) Stamp {
+	st := Stamp{Exists: true, Size: fi.Size(), Mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.Dev = uint64(sys.Dev) //nolint:unconvert // the field's type differs between platforms
+		st.Ino = uint64(sys.Ino) //nolint:unconvert
+	}
+	return st
 }
