@@ -11,7 +11,8 @@
 # over direct. The summary also goes to bench/out/latest.md.
 #
 # Knobs (environment): THREADS CONNS DURATION WARMUP ROUNDS PIN CLIENT_CPUS
-# SERVER_CPUS BASE_PORT KEEP_WORKDIR; see bench/README.md.
+# SERVER_CPUS BASE_PORT KEEP_WORKDIR BASELINE_GO PROFILE, and for diagnosis only
+# AUDIT_DIR, WARDEN_ENV and WARDEN_BIN; see bench/README.md.
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings
@@ -25,6 +26,11 @@ CLIENT_CPUS=${CLIENT_CPUS:-0}
 SERVER_CPUS=${SERVER_CPUS:-1}
 BASE_PORT=${BASE_PORT:-18080}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
+BASELINE_GO=${BASELINE_GO:-0} # 1 adds the "go-rp" target: a bare Go httputil.ReverseProxy (bench/goproxy)
+PROFILE=${PROFILE:-0}         # 1 adds an unmeasured warden run under `perf record` and a CPU breakdown
+AUDIT_DIR=${AUDIT_DIR:-}    # diagnosis: put warden's audit log here (default: the work dir, on disk)
+WARDEN_ENV=${WARDEN_ENV:-}  # diagnosis: extra environment for warden only, e.g. "GOGC=400"
+WARDEN_BIN=${WARDEN_BIN:-}  # diagnosis: run this warden binary instead of building the repo
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -36,6 +42,7 @@ PORT_STANDIN=$BASE_PORT
 PORT_NGINX=$((BASE_PORT + 1))
 PORT_WARDEN=$((BASE_PORT + 2))
 PORT_ADMIN=$((BASE_PORT + 3))
+PORT_GORP=$((BASE_PORT + 4))
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -78,6 +85,9 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 command -v curl >/dev/null 2>&1 || die "curl is required"
 command -v go >/dev/null 2>&1 || die "go is required"
+if [[ $PROFILE == 1 ]]; then
+	command -v perf >/dev/null 2>&1 || die "PROFILE=1 needs perf (Debian: apt-get install linux-perf)"
+fi
 
 # CPU pinning: wrk on CLIENT_CPUS, every server (stand-in, nginx, warden) on
 # SERVER_CPUS, identically for the three targets.
@@ -100,7 +110,7 @@ else
 fi
 
 # Only 127.0.0.1, and only ports nobody else is using.
-for p in "$PORT_STANDIN" "$PORT_NGINX" "$PORT_WARDEN" "$PORT_ADMIN"; do
+for p in "$PORT_STANDIN" "$PORT_NGINX" "$PORT_WARDEN" "$PORT_ADMIN" "$PORT_GORP"; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		die "port 127.0.0.1:$p is in use; set BASE_PORT to a free range"
 	fi
@@ -127,6 +137,7 @@ cleanup() {
 		log "work dir kept: $WORK"
 	else
 		rm -rf "$WORK"
+		if [[ -n $AUDIT_DIR && -n ${AUDIT_PATH:-} ]]; then rm -rf "$(dirname "$AUDIT_PATH")"; fi
 	fi
 	exit "$rc"
 }
@@ -145,10 +156,19 @@ wait_for() {
 }
 
 # ------------------------------------------------------------------- build
-log "building warden"
 mkdir -p "$WORK/bin"
-(cd "$ROOT" && timeout 600 go build -o "$WORK/bin/warden" ./cmd/warden)
+if [[ -n $WARDEN_BIN ]]; then
+	[[ -x $WARDEN_BIN ]] || die "WARDEN_BIN=$WARDEN_BIN is not an executable"
+	log "using the prebuilt $WARDEN_BIN (diagnostic run)"
+	cp "$WARDEN_BIN" "$WORK/bin/warden"
+else
+	log "building warden"
+	(cd "$ROOT" && timeout 600 go build -o "$WORK/bin/warden" ./cmd/warden)
+fi
 WARDEN="$WORK/bin/warden"
+if [[ $BASELINE_GO == 1 ]]; then
+	(cd "$ROOT" && timeout 600 go build -o "$WORK/bin/goproxy" ./bench/goproxy)
+fi
 
 # Secrets for this run only.
 UPSTREAM_KEY="bench-upstream-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
@@ -158,7 +178,8 @@ export BENCH_UPSTREAM_KEY=$UPSTREAM_KEY
 log "starting the stand-in upstream on 127.0.0.1:$PORT_STANDIN"
 "${SERVER_RUN[@]}" "$WARDEN" standin --addr "127.0.0.1:$PORT_STANDIN" --api-key-env BENCH_UPSTREAM_KEY \
 	>"$WORK/standin.log" 2>&1 &
-PIDS+=($!)
+STANDIN_PID=$!
+PIDS+=("$STANDIN_PID")
 
 # ------------------------------------------------------------------- nginx
 mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
@@ -202,11 +223,34 @@ timeout 30 "$NGINX" -t -q -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK
 	die "nginx config test failed"
 "${SERVER_RUN[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" \
 	-g 'daemon off;' >"$WORK/nginx/logs/stdout.log" 2>&1 &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+
+# ------------------------------------------------------------------- go-rp
+GORP_PID=""
+if [[ $BASELINE_GO == 1 ]]; then
+	log "starting the bare Go reverse proxy on 127.0.0.1:$PORT_GORP"
+	"${SERVER_RUN[@]}" "$WORK/bin/goproxy" -addr "127.0.0.1:$PORT_GORP" -upstream "http://127.0.0.1:$PORT_STANDIN" \
+		>"$WORK/goproxy.log" 2>&1 &
+	GORP_PID=$!
+	PIDS+=("$GORP_PID")
+fi
 
 # ------------------------------------------------------------------ warden
 mkdir -p "$WORK/warden"
 cp -R "$ROOT/examples/quickstart/policy" "$WORK/warden/policy"
+if [[ -n $AUDIT_DIR ]]; then
+	mkdir -p "$AUDIT_DIR"
+	AUDIT_PATH=$(mktemp -d "$AUDIT_DIR/warden-bench-audit.XXXXXX")/audit.log
+else
+	AUDIT_PATH=$WORK/warden/audit.log
+fi
+# How long a small synchronous write takes where the audit log lives: every
+# response through warden waits for at least one fsync there.
+FSYNC_DD=$(LC_ALL=C dd if=/dev/zero of="$(dirname "$AUDIT_PATH")/fsync-probe" bs=4k count=100 oflag=dsync 2>&1 | tail -1)
+rm -f "$(dirname "$AUDIT_PATH")/fsync-probe"
+FSYNC_MS=$(sed -n 's/.*copied, \([0-9.]*\) s.*/\1/p' <<<"$FSYNC_DD" | awk '{ printf "%.2f", $1 * 1000 / 100 }')
+AUDIT_FS=$(df -T "$(dirname "$AUDIT_PATH")" | awk 'NR == 2 { print $2 " on " $1 }')
 cat >"$WORK/warden/warden.yaml" <<EOF
 # Generated by bench/run.sh. Plaintext listener on loopback only.
 listeners:
@@ -231,14 +275,14 @@ keys:
 policy:
   dir: ./policy
 audit:
-  path: ./audit.log
+  path: $AUDIT_PATH
 EOF
 KEY_JSON=$(timeout 30 "$WARDEN" keys create --store "$WORK/warden/keys.json" --subject bench-client \
 	--scopes 'inference:*' --json)
 CLIENT_KEY=$(printf '%s' "$KEY_JSON" | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
 [[ $CLIENT_KEY == wk_* ]] || die "could not read the key from 'warden keys create --json'"
 log "starting warden on 127.0.0.1:$PORT_WARDEN (admin 127.0.0.1:$PORT_ADMIN)"
-"${SERVER_RUN[@]}" "$WARDEN" serve --config "$WORK/warden/warden.yaml" --log-level warn \
+env $WARDEN_ENV "${SERVER_RUN[@]}" "$WARDEN" serve --config "$WORK/warden/warden.yaml" --log-level warn \
 	>"$WORK/warden/stdout.log" 2>"$WORK/warden/stderr.log" &
 WARDEN_PID=$!
 PIDS+=("$WARDEN_PID")
@@ -259,8 +303,13 @@ wait_for 20 "stand-in" probe "$PORT_STANDIN" "Bearer $UPSTREAM_KEY"
 wait_for 20 "nginx" probe "$PORT_NGINX" "Bearer $UPSTREAM_KEY"
 wait_for 30 "warden /readyz" curl -fsS --max-time 2 "http://127.0.0.1:$PORT_ADMIN/readyz"
 wait_for 20 "warden" probe "$PORT_WARDEN" "Bearer $CLIENT_KEY"
+CHECKS=("$PORT_STANDIN:Bearer $UPSTREAM_KEY" "$PORT_NGINX:Bearer $UPSTREAM_KEY" "$PORT_WARDEN:Bearer $CLIENT_KEY")
+if [[ $BASELINE_GO == 1 ]]; then
+	wait_for 20 "go-rp" probe "$PORT_GORP" "Bearer $UPSTREAM_KEY"
+	CHECKS+=("$PORT_GORP:Bearer $UPSTREAM_KEY")
+fi
 # The answer must be the stand-in's completion, not an error passed through.
-for t in "$PORT_STANDIN:Bearer $UPSTREAM_KEY" "$PORT_NGINX:Bearer $UPSTREAM_KEY" "$PORT_WARDEN:Bearer $CLIENT_KEY"; do
+for t in "${CHECKS[@]}"; do
 	resp=$(curl -sS --max-time 5 -X POST -H 'Content-Type: application/json' -H "Authorization: ${t#*:}" \
 		--data-binary "$BODY" "http://127.0.0.1:${t%%:*}/v1/chat/completions")
 	[[ $resp == *'"chat.completion"'* ]] || die "unexpected answer from port ${t%%:*}: ${resp:0:200}"
@@ -268,20 +317,85 @@ done
 log "all targets ready"
 
 # ---------------------------------------------------------------- workload
-declare -A AUTH=([direct]="Bearer $UPSTREAM_KEY" [nginx]="Bearer $UPSTREAM_KEY" [warden]="Bearer $CLIENT_KEY")
-declare -A PORT=([direct]=$PORT_STANDIN [nginx]=$PORT_NGINX [warden]=$PORT_WARDEN)
+declare -A AUTH=([direct]="Bearer $UPSTREAM_KEY" [nginx]="Bearer $UPSTREAM_KEY" [go-rp]="Bearer $UPSTREAM_KEY"
+	[warden]="Bearer $CLIENT_KEY")
+declare -A PORT=([direct]=$PORT_STANDIN [nginx]=$PORT_NGINX [go-rp]=$PORT_GORP [warden]=$PORT_WARDEN)
 TARGETS=(direct nginx warden)
+if [[ $BASELINE_GO == 1 ]]; then TARGETS=(direct nginx go-rp warden); fi
 RESULT=""
 WARDEN_COMPLETED=0 # requests wrk saw complete against warden (warm-ups included)
+
+# cpu_ticks PID... prints the CPU time (user + system, in clock ticks) used so
+# far by the processes and their direct children (nginx's workers).
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {
+	local pids=("$@") p total=0 f
+	for p in "$@"; do
+		pids+=($(ps -o pid= --ppid "$p" || true))
+	done
+	for p in "${pids[@]}"; do
+		f=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || continue
+		total=$((total + ${f:-0}))
+	done
+	echo "$total"
+}
+# ctx_switches PID... prints the context switches (voluntary and not) of all
+# threads of the processes and their direct children so far.
+ctx_switches() {
+	local pids=("$@") p
+	for p in "$@"; do
+		pids+=($(ps -o pid= --ppid "$p" || true))
+	done
+	for p in "${pids[@]}"; do
+		cat /proc/"$p"/task/*/status 2>/dev/null || true
+	done | awk '/ctxt_switches/ { s += $2 } END { printf "%d", s }'
+}
+declare -A PROXY_PID=([direct]="" [nginx]=$NGINX_PID [go-rp]=$GORP_PID [warden]=$WARDEN_PID)
+
+# machine_busy prints the CPU ticks all CPUs have spent in user and system
+# mode, plus hypervisor steal. Interrupt and softirq time (mostly the loopback
+# TCP traffic of the benchmark itself) is left out: the kernel accounts it to
+# no process.
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $9 }' /proc/stat; }
+
+# children_ticks prints the CPU ticks used by this shell's finished children (wrk).
+# It must run in the main shell: a subshell has its own counters.
+children_ticks() {
+	times >"$WORK/times"
+	awk -v hz="$CLK_TCK" 'NR == 2 {
+		t = 0
+		for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+		printf "%d", t * hz
+	}' "$WORK/times"
+}
 
 # run_wrk TARGET CONNS SECONDS runs wrk once and sets RESULT to its WRK_RESULT
 # line; it stops the whole run on any non-2xx response or socket error. It runs
 # in the main shell (never in $(...)) so that die ends the script.
 run_wrk() {
-	local target=$1 conns=$2 secs=$3 out line
+	local target=$1 conns=$2 secs=$3 out line p0=0 p1=0 u0 u1 m0 m1 w0 w1 t0 t1 ps0=0 ps1=0 us0 us1
+	if [[ -n ${PROXY_PID[$target]} ]]; then
+		p0=$(cpu_ticks "${PROXY_PID[$target]}")
+		ps0=$(ctx_switches "${PROXY_PID[$target]}")
+	fi
+	u0=$(cpu_ticks "$STANDIN_PID")
+	us0=$(ctx_switches "$STANDIN_PID")
+	children_ticks >/dev/null # refresh
+	w0=$(children_ticks)
+	m0=$(machine_busy)
+	t0=$(date +%s%N)
 	out=$(WRK_AUTH=${AUTH[$target]} timeout $((secs + 60)) "${CLIENT_RUN[@]}" wrk --latency \
 		-t"$THREADS" -c"$conns" -d"${secs}s" --timeout 10s -s "$LUA" "http://127.0.0.1:${PORT[$target]}") ||
 		die "wrk against $target failed: $out"
+	t1=$(date +%s%N)
+	m1=$(machine_busy)
+	w1=$(children_ticks)
+	if [[ -n ${PROXY_PID[$target]} ]]; then
+		p1=$(cpu_ticks "${PROXY_PID[$target]}")
+		ps1=$(ctx_switches "${PROXY_PID[$target]}")
+	fi
+	u1=$(cpu_ticks "$STANDIN_PID")
+	us1=$(ctx_switches "$STANDIN_PID")
 	printf '%s\n' "$out" >>"$WORK/wrk-$target-c$conns.txt"
 	line=$(grep '^WRK_RESULT ' <<<"$out") || die "no WRK_RESULT line from wrk against $target"
 	# Cross-check the hook against wrk's own text output.
@@ -296,7 +410,15 @@ run_wrk() {
 	((errs == 0)) || die "$target had $errs socket errors (connect/read/write/timeout): $line"
 	((requests > 0)) || die "$target completed no requests"
 	if [[ $target == warden ]]; then WARDEN_COMPLETED=$((WARDEN_COMPLETED + requests)); fi
-	RESULT=$line
+	# CPU microseconds per completed request, proxy and upstream.
+	# Other CPU: what the machine was busy with beyond wrk, the proxy and the
+	# upstream (other processes, and steal by the hypervisor), in % of all CPUs.
+	local other
+	other=$(awk -v m=$((m1 - m0)) -v ours=$((p1 - p0 + u1 - u0 + w1 - w0)) -v ns=$((t1 - t0)) \
+		-v hz="$CLK_TCK" -v n="$NCPU" 'BEGIN { o = (m - ours) / (ns / 1e9 * hz * n) * 100; if (o < 0) o = 0; printf "%.0f", o }')
+	RESULT="$line proxy_cpu_us=$(((p1 - p0) * 1000000 / CLK_TCK / requests)) upstream_cpu_us=$(((u1 - u0) * 1000000 / CLK_TCK / requests)) other_cpu_pct=$other"
+	RESULT+=" proxy_cs=$(awk -v d=$((ps1 - ps0)) -v n="$requests" 'BEGIN { printf "%.2f", d / n }')"
+	RESULT+=" upstream_cs=$(awk -v d=$((us1 - us0)) -v n="$requests" 'BEGIN { printf "%.2f", d / n }')"
 }
 
 # field NAME LINE prints the value of NAME=value in LINE.
@@ -321,6 +443,41 @@ for c in $CONNS; do
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# ----------------------------------------------------------------- profile
+# One more warden run, not part of the table, with perf sampling warden's
+# stacks; perf-attr.awk splits the samples by pipeline part.
+PROFILE_MD=""
+if [[ $PROFILE == 1 ]]; then
+	pc=${CONNS%% *}
+	log "profile: warden under perf record, c=$pc, ${DUR_S}s"
+	timeout $((DUR_S + 30)) perf record -q -F 999 -g -o "$WORK/perf.data" -p "$WARDEN_PID" -- sleep "$DUR_S" \
+		>"$WORK/perf.log" 2>&1 &
+	PERF_PID=$!
+	run_wrk warden "$pc" "$DUR_S"
+	wait "$PERF_PID" || die "perf record failed: $(cat "$WORK/perf.log")"
+	PROF_CPU=$(field proxy_cpu_us "$RESULT")
+	PROFILE_MD=$(timeout 300 perf script -i "$WORK/perf.data" -F comm,tid,ip,sym 2>/dev/null |
+		awk -f "$HERE/perf-attr.awk" 2>/dev/null | sort -rn |
+		awk -v cpu="$PROF_CPU" '{ pct = $1; sub("%", "", pct); $1 = ""; sub(/^ +/, "")
+			printf "| %s | %.1f %% | %.0f |\n", $0, pct, pct * cpu / 100 }')
+	[[ -n $PROFILE_MD ]] || die "perf produced no samples (see $WORK/perf.log)"
+	PROFILE_MD="## Where warden's CPU goes (perf, $pc connections)
+
+perf record -F 999 -g on the warden process during one more ${DUR_S}s run (not in the tables above):
+$(field rps "$RESULT") req/s, p99 $(ms "$(field p99_us "$RESULT")") ms (slowed by perf), warden CPU ${PROF_CPU} µs/req.
+Samples are attributed by stack with bench/perf-attr.awk.
+
+| part | share of warden CPU | µs/req |
+|---|---:|---:|
+$PROFILE_MD
+"
+fi
+MAX_OTHER=0
+for k in "${!RES[@]}"; do
+	o=$(field other_cpu_pct "${RES[$k]}")
+	if ((o > MAX_OTHER)); then MAX_OTHER=$o; fi
+done
+
 # ------------------------------------------------------------------- audit
 # Stop warden gracefully so the audit log is flushed and closed, then verify it.
 log "stopping warden and verifying its audit log"
@@ -331,7 +488,7 @@ for _ in $(seq 200); do
 done
 kill -0 "$WARDEN_PID" 2>/dev/null && die "warden did not stop within 20s"
 wait "$WARDEN_PID" || die "warden exited with an error (see $WORK/warden/stderr.log)"
-VERIFY=$(timeout 120 "$WARDEN" audit verify --log "$WORK/warden/audit.log") || die "audit verify failed: $VERIFY"
+VERIFY=$(timeout 120 "$WARDEN" audit verify --log "$AUDIT_PATH") || die "audit verify failed: $VERIFY"
 AUDIT_RECORDS=$(sed -n 's/^ok: \([0-9]*\) records.*/\1/p' <<<"$VERIFY")
 [[ -n $AUDIT_RECORDS ]] || die "could not read the record count from: $VERIFY"
 # Every request wrk saw complete was answered by warden, and warden answers only
@@ -339,7 +496,17 @@ AUDIT_RECORDS=$(sed -n 's/^ok: \([0-9]*\) records.*/\1/p' <<<"$VERIFY")
 # and so are the readiness probes.
 ((AUDIT_RECORDS >= WARDEN_COMPLETED)) ||
 	die "audit log has $AUDIT_RECORDS records but wrk completed $WARDEN_COMPLETED requests through warden"
-AUDIT_DENIED=$(grep -c '"status":[45]' "$WORK/warden/audit.log" || true)
+# Every record is a 200, except requests wrk cut off when it stopped (the
+# client closed them: 499). Anything else means warden refused a request.
+AUDIT_OK=$(grep -c '"status":200,' "$AUDIT_PATH" || true)
+AUDIT_CUT=$(grep -c '"status":499,' "$AUDIT_PATH" || true)
+AUDIT_OTHER=$((AUDIT_RECORDS - AUDIT_OK - AUDIT_CUT))
+if ((AUDIT_OTHER != 0)); then
+	KEEP_WORKDIR=1 # keep the evidence
+	grep -v -e '"status":200,' -e '"status":499,' "$AUDIT_PATH" | head -5 |
+		sed -n 's/.*\("seq":[0-9]*\).*\("time":"[^"]*"\).*\("status":[0-9]*\)\(,"code":"[^"]*"\)\{0,1\}\(,"reason":"[^"]*"\)\{0,1\}.*/  \1 \2 \3\4\5/p' >&2
+	die "the audit log has $AUDIT_OTHER records that are neither 200 nor 499 (see $AUDIT_PATH)"
+fi
 
 # ----------------------------------------------------------------- summary
 # median_round TARGET CONNS -> the round whose rps is the median for TARGET.
@@ -355,41 +522,65 @@ GO_VERSION=$(go env GOVERSION)
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
 WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{ print $2 }' || true)
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-CMD="THREADS=$THREADS CONNS=\"$CONNS\" DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS PIN=$PIN bash bench/run.sh"
+CMD="THREADS=$THREADS CONNS=\"$CONNS\" DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS PIN=$PIN"
+[[ -n $AUDIT_DIR ]] && CMD+=" AUDIT_DIR=$AUDIT_DIR"
+[[ -n $WARDEN_ENV ]] && CMD+=" WARDEN_ENV=\"$WARDEN_ENV\""
+[[ -n $WARDEN_BIN ]] && CMD+=" WARDEN_BIN=$WARDEN_BIN"
+[[ $BASELINE_GO == 1 ]] && CMD="BASELINE_GO=1 $CMD"
+[[ $PROFILE == 1 ]] && CMD="PROFILE=1 $CMD"
+CMD+=" bash bench/run.sh"
 
 {
 	echo "# warden load benchmark"
 	echo
 	echo "- date: $DATE"
 	echo "- machine: $NCPU CPU ($CPU_MODEL), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
+	if ((MAX_OTHER > 10)); then
+		echo "- **WARNING: other work took up to $MAX_OTHER% of the machine's CPU during a measurement (column \"other CPU %\"); these numbers are noisy**"
+	fi
 	echo "- software: $GO_VERSION, $NGINX_VERSION, wrk $WRK_VERSION"
 	echo "- command: \`$CMD\`"
 	echo "- workload: wrk -t$THREADS -d$DURATION --latency, POST /v1/chat/completions, ${#BODY}-byte JSON body; ${WARMUP} warm-up per target; $ROUNDS round(s), median round by req/s shown"
 	echo "- pinning: $PIN_DESC"
-	echo "- audit: \`warden audit verify\`: $VERIFY; wrk completed $WARDEN_COMPLETED requests through warden (warm-ups included), $AUDIT_DENIED records with a 4xx/5xx status"
+	echo "- audit log: $AUDIT_FS; synchronous 4 KiB write there (dd oflag=dsync): $FSYNC_MS ms"
+	if [[ -n $AUDIT_DIR ]]; then
+		echo "- **DIAGNOSTIC RUN: AUDIT_DIR=$AUDIT_DIR moves the audit log off the default disk; on tmpfs fsync is a no-op, so records are NOT durable**"
+	fi
+	if [[ -n $WARDEN_BIN ]]; then
+		echo "- **DIAGNOSTIC RUN: warden binary WARDEN_BIN=$WARDEN_BIN, not built from this tree**"
+	fi
+	if [[ -n $WARDEN_ENV ]]; then
+		echo "- **DIAGNOSTIC RUN: warden runs with WARDEN_ENV=\"$WARDEN_ENV\"**"
+	fi
+	echo "- audit: \`warden audit verify\`: $VERIFY; wrk completed $WARDEN_COMPLETED requests through warden (warm-ups included), plus the readiness probes; records: $AUDIT_OK with status 200, $AUDIT_CUT with 499 (in flight when wrk stopped), 0 other"
 	echo
 	for c in $CONNS; do
 		echo "## $c connections"
 		echo
-		echo "| target | req/s | p50 ms | p90 ms | p99 ms | max ms | requests | non-2xx |"
-		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| target | req/s | p50 ms | p90 ms | p99 ms | max ms | requests | non-2xx | proxy CPU µs/req | upstream CPU µs/req | proxy / upstream ctx switches per req | other CPU % |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		declare -A MED=()
 		for t in "${TARGETS[@]}"; do
 			r=$(median_round "$t" "$c")
 			l=${RES[$t,$c,$r]}
 			MED[$t]=$l
-			printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(field rps "$l")" \
+			pcpu=$(field proxy_cpu_us "$l")
+			pcs=$(field proxy_cs "$l")
+			if [[ $t == direct ]]; then pcpu="-" pcs="-"; fi
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n' "$t" "$(field rps "$l")" \
 				"$(ms "$(field p50_us "$l")")" "$(ms "$(field p90_us "$l")")" "$(ms "$(field p99_us "$l")")" \
-				"$(ms "$(field max_us "$l")")" "$(field requests "$l")" "$(field non2xx "$l")"
+				"$(ms "$(field max_us "$l")")" "$(field requests "$l")" "$(field non2xx "$l")" \
+				"$pcpu" "$(field upstream_cpu_us "$l")" "$pcs" "$(field upstream_cs "$l")" "$(field other_cpu_pct "$l")"
 		done
 		if ((ROUNDS > 1)); then
 			echo
-			echo "All rounds (req/s, p99 ms):"
+			echo "All rounds (req/s, p99 ms, other CPU %):"
 			echo
 			for t in "${TARGETS[@]}"; do
 				printf -- '- %s:' "$t"
 				for ((r = 1; r <= ROUNDS; r++)); do
-					printf ' %s (%s)' "$(field rps "${RES[$t,$c,$r]}")" "$(ms "$(field p99_us "${RES[$t,$c,$r]}")")"
+					printf ' %s (%s, %s%%)' "$(field rps "${RES[$t,$c,$r]}")" \
+						"$(ms "$(field p99_us "${RES[$t,$c,$r]}")")" "$(field other_cpu_pct "${RES[$t,$c,$r]}")"
 				done
 				echo
 			done
@@ -397,17 +588,23 @@ CMD="THREADS=$THREADS CONNS=\"$CONNS\" DURATION=$DURATION WARMUP=$WARMUP ROUNDS=
 		echo
 		awk -v wr="$(field rps "${MED[warden]}")" -v nr="$(field rps "${MED[nginx]}")" \
 			-v dp="$(field p99_us "${MED[direct]}")" -v np="$(field p99_us "${MED[nginx]}")" \
-			-v wp="$(field p99_us "${MED[warden]}")" 'BEGIN {
+			-v gr="$(field rps "${MED[go-rp]:-}")" -v gp="$(field p99_us "${MED[go-rp]:-}")" \
+			-v wp="$(field p99_us "${MED[warden]}")" -v noisy="$( ((MAX_OTHER > 10)) && echo " (noisy run, see the warning above)")" 'BEGIN {
 			ratio = wr / nr
 			wadd = (wp - dp) / 1000
 			nadd = (np - dp) / 1000
-			printf "- warden req/s / nginx req/s: **%.2f** (target >= 0.60: %s)\n", ratio, ratio >= 0.60 ? "met" : "MISSED"
-			printf "- p99 added by warden (warden p99 - direct p99): **%.2f ms** (target <= 2 ms: %s)\n", wadd, wadd <= 2 ? "met" : "MISSED"
+			printf "- warden req/s / nginx req/s: **%.2f** (target >= 0.60: %s)%s\n", ratio, ratio >= 0.60 ? "met" : "MISSED", noisy
+			printf "- p99 added by warden (warden p99 - direct p99): **%.2f ms** (target <= 2 ms: %s)%s\n", wadd, wadd <= 2 ? "met" : "MISSED", noisy
 			printf "- p99 added by nginx (nginx p99 - direct p99): %.2f ms\n", nadd
+			if (gr != "") {
+				printf "- go-rp req/s / nginx req/s: %.2f; warden req/s / go-rp req/s: %.2f\n", gr / nr, wr / gr
+				printf "- p99 added by go-rp (go-rp p99 - direct p99): %.2f ms\n", (gp - dp) / 1000
+			}
 		}'
 		echo
 		unset MED
 	done
+	if [[ -n $PROFILE_MD ]]; then echo "$PROFILE_MD"; fi
 } >"$WORK/summary.md"
 
 mkdir -p "$OUT_DIR"
