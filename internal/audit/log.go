@@ -287,6 +287,13 @@ func (l *Log) run() {
 		if !ok {
 			return
 		}
+		// Let the requests that are about to append do so before this batch
+		// is cut: without the yield the writer wakes for the first record and
+		// fsyncs it almost alone (measured: 1.7 records per fsync at 32
+		// connections; with it, +48 % req/s and a third of the context
+		// switches — bench/RESULTS.md). Durability is unchanged: every
+		// appender still waits for the fsync of its own record.
+		runtime.Gosched()
 		batch = append(batch[:0], p)
 		more := true
 	fill:
