@@ -290,9 +290,9 @@ func TestChainErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"plain error fails closed", StageFunc(func(*Exchange, func(*Exchange) error) error { return errors.New("db down: secret=abc") }), 500, "internal_error"},
+		{"plain error fails closed", StageFunc(func(*Exchange, func(*Exchange) error) error { return errors.New("db down: secret=s3cr3t-zz") }), 500, "internal_error"},
 		{"typed error", StageFunc(func(*Exchange, func(*Exchange) error) error {
-			return Errorf(401, TypeAuthentication, "invalid_api_key", errors.New("key abc revoked"), "invalid API key")
+			return Errorf(401, TypeAuthentication, "invalid_api_key", errors.New("key s3cr3t-zz revoked"), "invalid API key")
 		}), 401, "invalid_api_key"},
 		{"end of chain", StageFunc(func(ex *Exchange, next func(*Exchange) error) error { return next(ex) }), 500, "internal_error"},
 	} {
@@ -306,7 +306,7 @@ func TestChainErrors(t *testing.T) {
 			if _, code, _ := decodeError(t, rec.Body.String()); code != tc.code {
 				t.Fatalf("code %q", code)
 			}
-			if strings.Contains(rec.Body.String(), "abc") {
+			if strings.Contains(rec.Body.String(), "s3cr3t-zz") {
 				t.Fatalf("internal cause leaked: %s", rec.Body)
 			}
 		})

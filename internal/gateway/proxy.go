@@ -259,27 +259,35 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 // until stop is called. On the first failure it records the cause and
 // cancels the upstream request, which ends a pending request at once and a
 // stream at its next read (sseCutBody turns that into a final error event).
+// It uses a timer, not a goroutine: most exchanges end before the first
+// check is due and then cost only the timer's start and stop.
 func (p *Proxy) watchCredential(ex *Exchange, st *proxyState, cancel context.CancelFunc) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(p.revalidateEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				if err := ex.Revalidate(now); err != nil {
-					st.revoked.Store(&err)
-					p.logger.Info("gateway: credential failed mid-exchange; ending it",
-						"request_id", ex.ID, "principal", ex.Principal.ID, "cause", err.Error())
-					cancel()
-					return
-				}
-			}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	check := func() {
+		if err := ex.Revalidate(time.Now()); err != nil {
+			st.revoked.Store(&err)
+			p.logger.Info("gateway: credential failed mid-exchange; ending it",
+				"request_id", ex.ID, "principal", ex.Principal.ID, "cause", err.Error())
+			cancel()
+			return
 		}
-	}()
-	return func() { close(done) }
+		mu.Lock()
+		if !stopped {
+			t.Reset(p.revalidateEvery)
+		}
+		mu.Unlock()
+	}
+	mu.Lock()
+	t = time.AfterFunc(p.revalidateEvery, check)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }
 
 // isEventStream reports whether the response is an SSE stream.
