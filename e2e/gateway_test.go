@@ -88,14 +88,18 @@ func freeAddr(t *testing.T) string {
 
 // writeCert writes a self-made CA-less server certificate for 127.0.0.1 and
 // returns a pool that trusts it.
-func writeCert(t *testing.T, dir string) *x509.CertPool {
+func writeCert(t *testing.T, dir string) *x509.CertPool { return writeCertSerial(t, dir, 1) }
+
+// writeCertSerial is writeCert with a chosen serial number, to tell two
+// certificates apart.
+func writeCertSerial(t *testing.T, dir string, serial int64) *x509.CertPool {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "warden-e2e"},
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "warden-e2e"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true, IsCA: true, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},

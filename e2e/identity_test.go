@@ -332,3 +332,43 @@ allow if {
 		t.Fatalf("old CA after rotation: %d", s)
 	}
 }
+
+// TestServerCertificateReloadsWithoutRestart: renewing the listener's
+// certificate files makes a running warden serve the new certificate.
+func TestServerCertificateReloadsWithoutRestart(t *testing.T) {
+	e := startWarden(t)
+	addr := strings.TrimPrefix(e.base, "https://")
+	serial := func(pool *x509.CertPool) (int64, error) {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
+	}
+	oldPool := e.httpClient.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	if s, err := serial(oldPool); err != nil || s != 1 {
+		t.Fatalf("before renewal: serial %d, %v", s, err)
+	}
+	newPool := writeCertSerial(t, e.dir, 2) // overwrites cert.pem and key.pem
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s, err := serial(newPool); err == nil && s == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("warden still serves the old certificate")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Requests work over the renewed certificate.
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: newPool, MinVersion: tls.VersionTLS12}}}
+	req, _ := http.NewRequest("GET", e.base+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+e.appKey)
+	res, err := c.Do(req)
+	must(t, err)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d over the renewed certificate", res.StatusCode)
+	}
+}
