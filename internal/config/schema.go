@@ -19,6 +19,9 @@ type Config struct {
 	Policy Policy `yaml:"policy"`
 	// Audit is the audit log.
 	Audit Audit `yaml:"audit"`
+	// Context configures where the request context policy sees comes from:
+	// device/workload posture, geolocation, time zone.
+	Context Context `yaml:"context"`
 	// Identity configures the ways callers prove who they are beyond API keys:
 	// mTLS with SPIFFE IDs, OIDC/JWT, warden-issued tokens and MFA step-up.
 	Identity Identity `yaml:"identity"`
@@ -125,16 +128,6 @@ type Credential struct {
 // Keys is the API key store.
 type Keys struct {
 	Path string `yaml:"path"` // JSON file of hashed keys; default "keys.json"
-}
-
-// Policy is the Rego policy set.
-type Policy struct {
-	Dir string `yaml:"dir"` // directory of .rego files; required
-}
-
-// Audit is the audit log.
-type Audit struct {
-	Path string `yaml:"path"` // append-only log file; default "audit.log"
 }
 
 // Identity configures authentication methods. API keys (keys.path) are always on.

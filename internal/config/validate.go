@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"net/textproto"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -225,14 +224,10 @@ func (c *Config) validate(v *validator) {
 	if c.Keys.Path == "" {
 		v.add("keys.path", "required")
 	}
-	if c.Policy.Dir == "" {
-		v.add("policy.dir", "required: warden denies everything without a policy")
-	}
-	if c.Audit.Path == "" {
-		v.add("audit.path", "required")
-	} else if c.Keys.Path != "" && filepath.Clean(c.Audit.Path) == filepath.Clean(c.Keys.Path) {
-		v.add("audit.path", "must not be the same file as keys.path")
-	}
+	c.validatePolicy(v)
+	c.validateGrants(v)
+	c.validateAudit(v)
+	c.validateContext(v)
 	c.validateIdentity(v)
 }
 

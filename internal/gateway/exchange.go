@@ -95,4 +95,97 @@ type Exchange struct {
 
 	UpstreamStatus int           // status returned by the upstream, 0 if none
 	UpstreamTime   time.Duration // time to upstream response headers
+
+	Tool string // MCP tool named by the request, if any; set by the MCP route match
+
+	// Assessment is the context gathered for policy (posture, geo, risk);
+	// set by the assess stage, nil when it did not run.
+	Assessment *Assessment
+	// Grants are the principal's active just-in-time grants, set by the
+	// grant stage before authorize.
+	Grants []Grant
+	// Findings are what the guards found in the request and the response.
+	Findings []Finding
+	// Obligations are what the allowing decision requires of the stages
+	// after authorize; set by the authorize stage's enforcers.
+	Obligations Obligations
+	// Usage is the token usage of the exchange: counted on the request,
+	// reconciled with what the upstream reports.
+	Usage Usage
+}
+
+// Assessment is the circumstance of a request beyond the request itself.
+type Assessment struct {
+	// Posture holds verified device or workload posture claims; nil if none
+	// was presented or verified.
+	Posture map[string]any
+	// PostureSource is where Posture came from: "header" (a signed posture
+	// header), "mtls" (the workload's mTLS identity) or "".
+	PostureSource string
+	// Risk is the principal's current risk score from behaviour, 0 to 1.
+	Risk float64
+	// Geo is the source IP's location from the configured database; nil if
+	// none is configured or the address is not in it.
+	Geo *Geo
+}
+
+// Geo is where a source address is, from a MaxMind-format database.
+type Geo struct {
+	Country string `json:"country"` // ISO 3166-1 alpha-2, e.g. "DE"
+	City    string `json:"city,omitempty"`
+	ASN     uint32 `json:"asn,omitempty"`
+	Org     string `json:"org,omitempty"`
+}
+
+// Grant is a time-bound, approved just-in-time permission.
+type Grant struct {
+	ID          string    `json:"id"`
+	Principal   string    `json:"principal"`          // the principal id it is granted to
+	Action      string    `json:"action"`             // action it permits, "*" for any
+	Segment     string    `json:"segment"`            // segment it applies to
+	Resource    string    `json:"resource,omitempty"` // route, model or tool name; "" for any in the segment
+	Reason      string    `json:"reason"`             // the requester's justification
+	RequestedBy string    `json:"requested_by"`
+	ApprovedBy  string    `json:"approved_by"`
+	NotBefore   time.Time `json:"not_before"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// Finding is something a guard found in a body. It carries the type and
+// the span, never the matched text.
+type Finding struct {
+	Guard  string  `json:"guard"`            // injection | dlp | output
+	Type   string  `json:"type"`             // e.g. email, payment_card, aws_access_key, prompt_injection, canary
+	Class  string  `json:"class"`            // data class seen by policy: pii, secret, injection, leak
+	Where  string  `json:"where"`            // request | response | tool_result
+	Start  int64   `json:"start"`            // byte offset in the scanned body or stream
+	End    int64   `json:"end"`              // byte offset one past the match
+	Score  float64 `json:"score,omitempty"`  // confidence 0..1
+	Action string  `json:"action,omitempty"` // what warden did: flagged | masked | hashed | blocked
+}
+
+// Obligations are the requirements of an allowing decision that stages
+// after authorize carry out. A stage that carries one out records it in
+// Applied.
+type Obligations struct {
+	// Mask maps a data class or finding type to what to do with it:
+	// "mask", "hash" or "block".
+	Mask map[string]string
+	// MaxTokens caps the request's max_tokens; 0 means no cap.
+	MaxTokens int64
+	// RateClass selects the rate limit class; "" is the default class.
+	RateClass string
+	// AuditLevel is the audit detail: "" (standard) or "full".
+	AuditLevel string
+	// Applied lists what was carried out, e.g. "cap_max_tokens:256".
+	Applied []string
+}
+
+// Usage is the token usage of an exchange.
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	// Reported is true when the numbers come from the upstream's usage
+	// report rather than warden's own count.
+	Reported bool `json:"reported"`
 }
