@@ -66,7 +66,8 @@ type env struct {
 	httpClient  *http.Client
 	model       *standin.Server
 	upstreamKey string
-	auditPath   string
+	auditPath   string // the audit log directory
+	auditKey    string // its checkpoint key file
 	keysPath    string
 	proc        *exec.Cmd
 	appKey      string // scope inference:*
@@ -128,6 +129,21 @@ func must(t *testing.T, err error) {
 }
 
 // runCLI runs the binary with args and returns stdout, stderr and the exit code.
+// readAuditRaw returns the bytes of every file of the audit log directory
+// (records, hashes, checkpoints), to search for what must not be there.
+func readAuditRaw(dir string) ([]byte, error) {
+	var raw []byte
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		raw = append(raw, b...)
+		return err
+	})
+	return raw, err
+}
+
 func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(wardenBin, args...)
@@ -219,6 +235,7 @@ audit:
 	cfgPath := filepath.Join(e.dir, "warden.yaml")
 	must(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 	e.auditPath = filepath.Join(e.dir, "data", "audit.log")
+	e.auditKey = filepath.Join(e.dir, "audit-checkpoint.key") // audit.checkpoint.key_file's default
 	e.keysPath = filepath.Join(e.dir, "data", "keys.json")
 	must(t, os.MkdirAll(filepath.Join(e.dir, "data"), 0o700))
 
@@ -491,19 +508,23 @@ func TestGatewayWithOpenAISDK(t *testing.T) {
 	}
 
 	t.Run("audit log verifies and holds every outcome without secrets", func(t *testing.T) {
-		out, errOut, code := runCLI(t, "audit", "verify", "--log", e.auditPath)
+		out, errOut, code := runCLI(t, "audit", "verify", "--log", e.auditPath, "--key", e.auditKey)
 		if code != 0 {
 			t.Fatalf("audit verify: exit %d: %s %s", code, out, errOut)
 		}
-		raw, err := os.ReadFile(e.auditPath)
+		raw, err := readAuditRaw(e.auditPath)
 		must(t, err)
 		for _, secret := range []string{appKey, readKey, e.upstreamKey, strings.SplitN(appKey, "_", 3)[2]} {
 			if strings.Contains(string(raw), secret) {
 				t.Fatal("a secret is in the audit log in clear")
 			}
 		}
+		exported, errOut, code := runCLI(t, "audit", "export", "--log", e.auditPath)
+		if code != 0 {
+			t.Fatalf("audit export: exit %d: %s", code, errOut)
+		}
 		statuses := map[int]int{}
-		sc := bufio.NewScanner(strings.NewReader(string(raw)))
+		sc := bufio.NewScanner(strings.NewReader(exported))
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			var r struct {
@@ -522,11 +543,16 @@ func TestGatewayWithOpenAISDK(t *testing.T) {
 			}
 		}
 		// Tampering is detected by the CLI.
-		tampered := strings.Replace(string(raw), `"status":403`, `"status":200`, 1)
-		bad := filepath.Join(e.dir, "tampered.log")
-		must(t, os.WriteFile(bad, []byte(tampered), 0o600))
-		if _, _, code := runCLI(t, "audit", "verify", "--log", bad); code != 1 {
-			t.Fatalf("tampered log: exit %d, want 1", code)
+		bad := filepath.Join(e.dir, "tampered")
+		must(t, os.CopyFS(bad, os.DirFS(e.auditPath)))
+		segs, _ := filepath.Glob(filepath.Join(bad, "seg-*.log"))
+		for _, seg := range segs {
+			data, err := os.ReadFile(seg)
+			must(t, err)
+			must(t, os.WriteFile(seg, []byte(strings.Replace(string(data), `"status":403`, `"status":200`, 1)), 0o600))
+		}
+		if out, _, code := runCLI(t, "audit", "verify", "--log", bad, "--key", e.auditKey); code != 1 || !strings.Contains(out, "FAILED: record") {
+			t.Fatalf("tampered log: exit %d, want 1: %s", code, out)
 		}
 	})
 }

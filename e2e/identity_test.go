@@ -258,7 +258,7 @@ allow if {
 	// Every attempt is in the audit log with its outcome and without the token.
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		raw, err := os.ReadFile(e.auditPath)
+		raw, err := readAuditRaw(e.auditPath)
 		must(t, err)
 		if n := strings.Count(string(raw), `"status":401`); n >= 13 {
 			if strings.Contains(string(raw), parts[2]) {

@@ -132,7 +132,7 @@ obligations := {"require_mfa": true} if input.action == "embeddings"
 	})
 
 	t.Run("policy and audit see the agent and the user it acts for", func(t *testing.T) {
-		raw, err := os.ReadFile(e.auditPath)
+		raw, err := readAuditRaw(e.auditPath)
 		must(t, err)
 		if !strings.Contains(string(raw), `"kind":"agent","id":"planner-agent","on_behalf_of":"alice@example.org","auth_method":"token"`) {
 			t.Fatal("no audit record of the agent acting for alice")

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
+	_ "time/tzdata" // policy.timezone and context.timezone must not depend on the host's zoneinfo
 
 	"github.com/warden-ai/warden/internal/policy"
 )
@@ -20,7 +22,7 @@ func init() {
 
 const policyUsage = `usage:
   warden policy test DIR
-  warden policy eval --dir DIR --input FILE
+  warden policy eval --dir DIR --input FILE [--json | --trace]
 
 test  runs the Rego unit tests (rules named test_* in *.rego, usually
       *_test.rego) found under DIR with OPA's tester, printing PASS, FAIL,
@@ -29,7 +31,9 @@ test  runs the Rego unit tests (rules named test_* in *.rego, usually
 
 eval  loads the policy in DIR as 'warden serve' does, evaluates it for the
       JSON input document in FILE ('-' for standard input) and prints the
-      decision as JSON: allow, reasons, obligations, policy_version. The
+      decision the gateway would make with its explanation: the reasons,
+      the obligations, and every rule that fired (name, file:line, value).
+      --json prints the same as JSON; --trace adds OPA's full trace. The
       exit status is 0 whenever a decision was made, allow or deny.
 
 The input document and the output contract are described in docs/policy.md.
@@ -140,24 +144,32 @@ func policyTest(args []string, stdout, stderr io.Writer) int {
 // indent indents continuation lines to line up under a result.
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n      ") }
 
-// evalOutput is what `warden policy eval` prints.
+// evalOutput is what `warden policy eval --json` prints.
 type evalOutput struct {
-	Allow         bool           `json:"allow"`
-	Reasons       []string       `json:"reasons"`
-	Obligations   map[string]any `json:"obligations,omitempty"`
-	PolicyVersion string         `json:"policy_version"`
-	Error         string         `json:"error,omitempty"`
+	Allow         bool               `json:"allow"`
+	Reasons       []string           `json:"reasons"`
+	Obligations   map[string]any     `json:"obligations,omitempty"`
+	PolicyVersion string             `json:"policy_version"`
+	Error         string             `json:"error,omitempty"`
+	Fired         []policy.FiredRule `json:"fired"`
+	Notes         []string           `json:"notes,omitempty"`
 }
 
 func policyEval(args []string, stdout, stderr io.Writer) int {
-	fs := policyFlags("eval", "eval --dir DIR --input FILE", stderr)
+	fs := policyFlags("eval", "eval --dir DIR --input FILE [--json | --trace]", stderr)
 	dir := fs.String("dir", "", "policy directory (all *.rego except *_test.rego, recursively)")
 	inputPath := fs.String("input", "", "JSON input document; '-' reads standard input")
+	asJSON := fs.Bool("json", false, "print the decision and its explanation as JSON")
+	trace := fs.Bool("trace", false, "also print OPA's full evaluation trace (text output only)")
 	if code, stop := parsePolicyFlags(fs, args); stop {
 		return code
 	}
 	if *dir == "" || *inputPath == "" || fs.NArg() != 0 {
 		fs.Usage()
+		return exitUsage
+	}
+	if *asJSON && *trace {
+		fmt.Fprintln(stderr, "warden policy eval: --trace prints text; it cannot be combined with --json")
 		return exitUsage
 	}
 	if err := checkDir(*dir); err != nil {
@@ -175,19 +187,41 @@ func policyEval(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "warden policy eval: %v\n", err)
 		return exitFail
 	}
-	d, err := e.Decide(ctx, in)
-	// Show what the gateway would do: it denies obligations it cannot enforce.
-	policy.EnforceObligations(&d)
-	out := evalOutput{Allow: d.Allow && err == nil, Reasons: d.Reasons, Obligations: d.Obligations, PolicyVersion: d.PolicyVersion}
+	x, err := e.Explain(ctx, in)
+	d := x.Decision
+	// Show what the gateway would do: it denies obligations it does not
+	// know and those it has no enforcer for.
+	var notes []string
+	if err == nil && !policy.EnforceObligations(&d) {
+		policy.DenyUnenforced(&d, evalEnforced)
+		if _, ok := d.Obligations[policy.ObligationRequireMFA]; ok && d.Allow {
+			notes = append(notes, "require_mfa is enforced only when identity.mfa is configured; without it the gateway denies")
+		}
+	}
+	out := evalOutput{Allow: d.Allow && err == nil, Reasons: d.Reasons, Obligations: d.Obligations,
+		PolicyVersion: d.PolicyVersion, Fired: x.Fired, Notes: notes}
 	if out.Reasons == nil {
 		out.Reasons = []string{}
+	}
+	if out.Fired == nil {
+		out.Fired = []policy.FiredRule{}
 	}
 	if err != nil {
 		out.Error = err.Error()
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if werr := enc.Encode(out); werr != nil {
+	var werr error
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		werr = enc.Encode(out)
+	} else {
+		werr = printEvalText(stdout, out)
+		if werr == nil && *trace {
+			fmt.Fprintln(stdout, "\ntrace:")
+			x.PrettyTrace(stdout)
+		}
+	}
+	if werr != nil {
 		fmt.Fprintf(stderr, "warden policy eval: %v\n", werr)
 		return exitFail
 	}
@@ -196,6 +230,55 @@ func policyEval(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// evalEnforced reports whether `warden serve` has an enforcer for an
+// obligation kind: the policy package's own, and require_mfa (when
+// identity.mfa is configured; eval says so in a note).
+func evalEnforced(kind string) bool {
+	return policy.Enforcers()[kind] != nil || kind == policy.ObligationRequireMFA
+}
+
+// printEvalText prints the decision and its explanation for people.
+func printEvalText(w io.Writer, out evalOutput) error {
+	var b strings.Builder
+	decision := "deny"
+	if out.Allow {
+		decision = "allow"
+	}
+	fmt.Fprintf(&b, "decision: %s\n", decision)
+	fmt.Fprintf(&b, "policy:   %s\n", out.PolicyVersion)
+	if out.Error != "" {
+		fmt.Fprintf(&b, "error:    %s\n", indent(out.Error))
+	}
+	b.WriteString("reasons:\n")
+	for _, r := range out.Reasons {
+		fmt.Fprintf(&b, "  - %s\n", r)
+	}
+	if len(out.Obligations) > 0 {
+		b.WriteString("obligations:\n")
+		keys := make([]string, 0, len(out.Obligations))
+		for k := range out.Obligations {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			v, err := json.Marshal(out.Obligations[k])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", k, v)
+		}
+	}
+	for _, n := range out.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	fmt.Fprintf(&b, "rules fired (%d):\n", len(out.Fired))
+	for _, f := range out.Fired {
+		fmt.Fprintf(&b, "  %s\n", f)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // readInput reads the input document from path, or standard input for "-".

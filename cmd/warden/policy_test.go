@@ -108,11 +108,25 @@ func TestPolicyEval(t *testing.T) {
 		Obligations   map[string]any `json:"obligations"`
 		PolicyVersion string         `json:"policy_version"`
 		Error         string         `json:"error"`
+		Fired         []struct {
+			Rule  string `json:"rule"`
+			File  string `json:"file"`
+			Line  int    `json:"line"`
+			Value string `json:"value"`
+		} `json:"fired"`
+		Notes []string `json:"notes"`
 	}
 	obligations := writePolicyFiles(t, map[string]string{
-		"authz.rego": "package warden.authz\n\nallow := true\n\nobligations := {\"mask\": [\"email\"]}\n",
+		"authz.rego": "package warden.authz\n\nallow := true\n\nobligations := {\"cap\": [\"email\"]}\n",
+	})
+	mask := writePolicyFiles(t, map[string]string{
+		"authz.rego": "package warden.authz\n\nallow := true\n\nobligations := {\"mask\": {\"pii\": \"mask\"}}\n",
+	})
+	mfa := writePolicyFiles(t, map[string]string{
+		"authz.rego": "package warden.authz\n\nallow := true\n\nobligations := {\"require_mfa\": true, \"max_tokens\": 256}\n",
 	})
 	nonbool := writePolicyFiles(t, map[string]string{"authz.rego": "package warden.authz\n\nallow := 1\n"})
+	badObligation := writePolicyFiles(t, map[string]string{"authz.rego": "package warden.authz\n\nallow := true\n\nobligations := {\"max_tokens\": 0}\n"})
 	tests := []struct {
 		name        string
 		dir, model  string
@@ -120,13 +134,19 @@ func TestPolicyEval(t *testing.T) {
 		wantAllow   bool
 		wantReasons []string
 		wantErr     string
+		wantFired   string // a rule that must be listed as fired
+		wantNote    string
 	}{
 		{"allow", quickstartPolicy, "gpt-4o-mini", exitOK, true,
-			[]string{"scope inference:* grants chat.completions on segment inference"}, ""},
+			[]string{"scope inference:* grants chat.completions on segment inference"}, "", "data.warden.authz.allow", ""},
 		{"deny", quickstartPolicy, "internal-finetune-raw", exitOK, false,
-			[]string{"model internal-finetune-raw is blocked by policy"}, ""},
-		{"unsupported obligation", obligations, "m", exitOK, false, []string{"unsupported obligation: mask"}, ""},
-		{"evaluation error", nonbool, "m", exitFail, false, []string{"policy evaluation failed"}, "allow is number, want boolean"},
+			[]string{"model internal-finetune-raw is blocked by policy"}, "", "data.warden.authz.deny", ""},
+		{"unknown obligation", obligations, "m", exitOK, false, []string{"unsupported obligation: cap"}, "", "data.warden.authz.obligations", ""},
+		{"obligation without an enforcer", mask, "m", exitOK, false,
+			[]string{"unsupported obligation: mask (not enabled on this gateway)"}, "", "data.warden.authz.obligations", ""},
+		{"require_mfa needs identity.mfa", mfa, "m", exitOK, true, []string{}, "", "data.warden.authz.obligations", "identity.mfa"},
+		{"evaluation error", nonbool, "m", exitFail, false, []string{"policy evaluation failed"}, "allow is number, want boolean", "", ""},
+		{"malformed obligation", badObligation, "m", exitFail, false, []string{"policy evaluation failed"}, "obligation max_tokens", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +154,7 @@ func TestPolicyEval(t *testing.T) {
 			if err := os.WriteFile(input, []byte(strings.Replace(evalInput, "%MODEL%", tt.model, 1)), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			code, out, errOut := runPolicyCmd(t, "eval", "--dir", tt.dir, "--input", input)
+			code, out, errOut := runPolicyCmd(t, "eval", "--dir", tt.dir, "--input", input, "--json")
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, out, errOut)
 			}
@@ -154,7 +174,49 @@ func TestPolicyEval(t *testing.T) {
 			if !strings.Contains(out, "\n  \"allow\"") {
 				t.Errorf("output is not indented:\n%s", out)
 			}
+			if tt.wantFired != "" {
+				found := false
+				for _, f := range d.Fired {
+					if f.Rule == tt.wantFired && strings.HasSuffix(f.File, ".rego") && f.Line > 0 {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("fired = %+v, want %s with its file and line", d.Fired, tt.wantFired)
+				}
+			}
+			if !strings.Contains(strings.Join(d.Notes, "\n"), tt.wantNote) {
+				t.Errorf("notes = %q, want %q", d.Notes, tt.wantNote)
+			}
 		})
+	}
+}
+
+func TestPolicyEvalText(t *testing.T) {
+	input := filepath.Join(t.TempDir(), "input.json")
+	if err := os.WriteFile(input, []byte(strings.Replace(evalInput, "%MODEL%", "internal-finetune-raw", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runPolicyCmd(t, "eval", "--dir", quickstartPolicy, "--input", input)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"decision: deny\n",
+		"policy:   sha256:",
+		"reasons:\n  - model internal-finetune-raw is blocked by policy\n",
+		"rules fired (",
+		"data.warden.authz.deny (../../examples/quickstart/policy/authz.rego:",
+		`= "model internal-finetune-raw is blocked by policy"`,
+		"data.warden.authz.allow (../../examples/quickstart/policy/authz.rego:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runPolicyCmd(t, "eval", "--dir", quickstartPolicy, "--input", input, "--trace")
+	if code != exitOK || !strings.Contains(out, "\ntrace:\n") || !strings.Contains(out, "Enter data.warden.authz.deny") {
+		t.Errorf("--trace: exit %d, output lacks OPA's trace:\n%.2000s", code, out)
 	}
 }
 
@@ -186,6 +248,7 @@ func TestPolicyUsage(t *testing.T) {
 		{"eval missing input file", []string{"eval", "--dir", quickstartPolicy, "--input", "/nonexistent.json"}, exitUsage, "no such file"},
 		{"eval malformed input", []string{"eval", "--dir", quickstartPolicy, "--input", bad}, exitUsage, `unknown field "actoin"`},
 		{"eval dir without policy", []string{"eval", "--dir", t.TempDir(), "--input", input}, exitFail, "no policy files"},
+		{"eval json and trace", []string{"eval", "--dir", quickstartPolicy, "--input", input, "--json", "--trace"}, exitUsage, "cannot be combined"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,245 +3,160 @@ package audit
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
-// sampleRecord is a fully populated record, seq/prev/hash unset.
-func sampleRecord(i int) *Record {
-	return &Record{
-		Time:      time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC).Add(time.Duration(i) * time.Millisecond),
-		RequestID: fmt.Sprintf("req-%04d", i),
-		Principal: &Principal{Kind: "agent", ID: "spiffe://example.org/agent/bot", OnBehalfOf: "alice",
-			AuthMethod: "api_key", CredentialID: "key_01"},
-		SourceIP: "192.0.2.10",
-		Method:   "POST",
-		Path:     "/v1/chat/completions",
-		Route:    "openai",
-		Segment:  "inference",
-		Action:   "chat.completions",
-		Model:    "gpt-4o-mini",
-		Stream:   true,
-		Decision: &Decision{Allow: true, Reasons: []string{"role:engineer"},
-			Obligations: map[string]any{"max_tokens": 512, "mask_pii": true}, PolicyVersion: "v7"},
-		Status:         200,
-		Upstream:       "https://api.openai.example",
-		UpstreamStatus: 200,
-		LatencyMS:      12.5,
-		UpstreamMS:     10.25,
-		BytesIn:        42,
-		BytesOut:       1024,
-		BodySHA256:     strings.Repeat("ab", 32),
-	}
-}
-
-func openTemp(t testing.TB, opts Options) (*Log, string) {
+// readBack returns the stored bytes of records [0, n) of the log in dir.
+func readBack(t *testing.T, dir string) [][]byte {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "audit.log")
-	l, err := Open(path, opts)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	return l, path
-}
-
-func appendN(t testing.TB, l *Log, from, n int) []*Record {
-	t.Helper()
-	var recs []*Record
-	for i := from; i < from+n; i++ {
-		r := sampleRecord(i)
-		if err := l.Append(context.Background(), r); err != nil {
-			t.Fatalf("Append %d: %v", i, err)
-		}
-		recs = append(recs, r)
-	}
-	return recs
-}
-
-// goAppend appends one sample record from a goroutine other than the test's.
-func goAppend(t testing.TB, l *Log, i int) {
-	if err := l.Append(context.Background(), sampleRecord(i)); err != nil {
-		t.Errorf("Append %d: %v", i, err)
-	}
-}
-
-// writeLog writes n records to a new log, closes it and returns its path.
-func writeLog(t testing.TB, n int) string {
-	t.Helper()
-	l, path := openTemp(t, Options{})
-	appendN(t, l, 1, n)
-	if err := l.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	return path
-}
-
-func readLines(t testing.TB, path string) [][]byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
+	b, err := OpenFileBackend(dir, FileOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.SplitAfter(data, []byte("\n"))[:bytes.Count(data, []byte("\n"))]
+	defer b.Close()
+	n, _ := b.Size(context.Background())
+	var out [][]byte
+	if err := b.ReadRecords(context.Background(), 0, n, func(_ int64, r []byte) error {
+		out = append(out, bytes.Clone(r))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
-func TestAppendAssignsChain(t *testing.T) {
-	l, path := openTemp(t, Options{})
-	recs := appendN(t, l, 1, 3)
+func TestAppendStoresRecordsAsTreeLeaves(t *testing.T) {
+	l, dir := openTemp(t, Options{})
+	recs := appendN(t, l, 0, 3)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	prev := ZeroHash
-	lines := readLines(t, path)
-	if len(lines) != 3 {
-		t.Fatalf("got %d lines, want 3", len(lines))
+	stored := readBack(t, dir)
+	if len(stored) != 3 {
+		t.Fatalf("%d records stored, want 3", len(stored))
 	}
+	b, err := OpenFileBackend(dir, FileOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	for i, r := range recs {
-		if r.Seq != uint64(i+1) || r.Prev != prev || len(r.Hash) != 64 {
-			t.Errorf("record %d: seq %d prev %s hash %q", i, r.Seq, r.Prev, r.Hash)
+		if r.Index != int64(i) {
+			t.Errorf("record %d: Index %d", i, r.Index)
 		}
-		// The line is exactly the JSON encoding of the record as returned.
+		// The stored bytes are exactly the JSON of the record as Append
+		// returned it, and the leaf is their RFC 6962 leaf hash.
 		want, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := bytes.TrimSuffix(lines[i], []byte("\n")); !bytes.Equal(got, want) {
-			t.Errorf("line %d:\n got %s\nwant %s", i+1, got, want)
+		if !bytes.Equal(stored[i], want) {
+			t.Errorf("record %d:\n got %s\nwant %s", i, stored[i], want)
 		}
-		// hash = SHA-256(prev raw || encoding with hash "").
-		c := *r
-		c.Hash = ""
-		body, _ := json.Marshal(&c)
-		pb, _ := hex.DecodeString(r.Prev)
-		sum := sha256.Sum256(append(pb, body...))
-		if hex.EncodeToString(sum[:]) != r.Hash {
-			t.Errorf("record %d: hash does not follow the documented scheme", i)
+		leaf, err := b.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(i))})
+		if err != nil {
+			t.Fatal(err)
 		}
-		prev = r.Hash
+		if leaf[0] != tlog.RecordHash(want) {
+			t.Errorf("record %d: stored leaf hash is not RecordHash of the stored bytes", i)
+		}
 	}
-	rep, err := Verify(path)
+	rep, err := verify(t, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Records != 3 || rep.Head != recs[2].Hash {
-		t.Errorf("report %+v, want 3 records head %s", rep, recs[2].Hash)
+	if rep.Records != 3 || rep.Checkpointed() != 3 || rep.Tail != 0 || rep.Origin != testOrigin {
+		t.Errorf("report %+v", rep)
 	}
 }
 
 func TestRecordFieldOrder(t *testing.T) {
-	b, err := json.Marshal(sampleRecord(1))
+	r := sampleRecord(1)
+	r.Full = &Full{RequestHeaders: []string{"Authorization"}, ResponseSHA256: strings.Repeat("cd", 32)}
+	r.Index = 7
+	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(b, []byte(`{"seq":0,"time":"2026-03-01T12:00:00.124456789Z","request_id":"req-0001","principal":{`)) ||
-		!bytes.HasSuffix(b, []byte(`,"body_sha256":"`+strings.Repeat("ab", 32)+`","prev":"","hash":""}`)) {
+	if !bytes.HasPrefix(b, []byte(`{"index":7,"time":"2026-03-01T12:00:00.124456789Z","request_id":"req-0001","principal":{"kind":"agent","id":`)) {
 		t.Errorf("unexpected encoding: %s", b)
 	}
-	for _, f := range []string{"seq", "time", "request_id", "principal", "kind", "id", "on_behalf_of", "auth_method",
-		"credential_id", "source_ip", "method", "path", "route", "segment", "action", "model", "stream", "decision",
-		"allow", "reasons", "obligations", "policy_version", "status", "upstream", "upstream_status", "latency_ms",
-		"upstream_ms", "bytes_in", "bytes_out", "body_sha256", "prev", "hash"} {
+	for _, f := range []string{"index", "time", "request_id", "principal", "kind", "id", "on_behalf_of", "auth_method",
+		"credential_id", "issuer", "mfa", "source_ip", "method", "path", "action", "resource", "route", "segment", "api",
+		"model", "stream", "decision", "allow", "reasons", "obligations", "policy_version", "applied", "max_tokens",
+		"findings", "guard", "type", "class", "where", "start", "end", "score", "grants", "status", "upstream",
+		"upstream_status", "latency_ms", "upstream_ms", "bytes_in", "bytes_out", "body_sha256", "usage",
+		"prompt_tokens", "completion_tokens", "reported", "full", "request_headers", "response_sha256"} {
 		if !bytes.Contains(b, []byte(`"`+f+`":`)) {
 			t.Errorf("field %q missing from %s", f, b)
 		}
 	}
+	body, err := encodeBody(nil, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := appendRecord(nil, 7, body); !bytes.Equal(got, b) {
+		t.Errorf("appendRecord differs from json.Marshal:\n got %s\nwant %s", got, b)
+	}
 }
 
-func TestReopenContinuesChain(t *testing.T) {
-	l, path := openTemp(t, Options{})
-	appendN(t, l, 1, 3)
+func TestReopenContinues(t *testing.T) {
+	l, dir := openTemp(t, Options{})
+	appendN(t, l, 0, 3)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for round := range 2 {
-		l, err := Open(path, Options{})
+		l, err := Open(dir, testOptions(t, Options{}))
 		if err != nil {
 			t.Fatalf("reopen %d: %v", round, err)
 		}
 		recs := appendN(t, l, 10*(round+1), 2)
-		if want := uint64(4 + 2*round); recs[0].Seq != want {
-			t.Errorf("round %d: first seq after reopen %d, want %d", round, recs[0].Seq, want)
+		if want := int64(3 + 2*round); recs[0].Index != want {
+			t.Errorf("round %d: first index after reopen %d, want %d", round, recs[0].Index, want)
 		}
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rep, err := Verify(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Records != 7 {
-		t.Errorf("records %d, want 7", rep.Records)
+	if rep, err := verify(t, dir); err != nil || rep.Records != 7 || rep.Tail != 0 {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
 
-func TestOpenCreatesPrivateFile(t *testing.T) {
-	l, path := openTemp(t, Options{})
-	defer l.Close()
-	fi, err := os.Stat(path)
-	if err != nil {
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no unix modes")
+	}
+	l, dir := openTemp(t, Options{})
+	appendN(t, l, 0, 1)
+	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
-		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("dir mode %v %v", fi.Mode().Perm(), err)
 	}
-	if rep, err := Verify(path); err != nil || rep.Records != 0 || rep.Head != ZeroHash {
-		t.Errorf("empty log: %+v, %v", rep, err)
-	}
-}
-
-func TestOpenRefusesDamagedLog(t *testing.T) {
-	tests := []struct {
-		name    string
-		mutate  func([]byte) []byte
-		wantErr []string
-	}{
-		{"torn tail", func(b []byte) []byte { return b[:len(b)-1] }, []string{"line 3", "torn tail", "truncate -s"}},
-		{"partial last record", func(b []byte) []byte { return b[:len(b)-40] }, []string{"line 3", "torn tail"}},
-		{"unparsable last line", func(b []byte) []byte { return append(b, "garbage\n"...) }, []string{"line 4", "move it aside"}},
-		{"changed record", func(b []byte) []byte { return bytes.Replace(b, []byte("req-0002"), []byte("req-9999"), 1) },
-			[]string{"line 2 (seq 2)", "hash mismatch"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := writeLog(t, 3)
-			data, _ := os.ReadFile(path)
-			damaged := tt.mutate(bytes.Clone(data))
-			if err := os.WriteFile(path, damaged, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			l, err := Open(path, Options{})
-			if err == nil {
-				l.Close()
-				t.Fatal("Open succeeded on a damaged log")
-			}
-			var ve *VerifyError
-			if !errors.As(err, &ve) {
-				t.Errorf("error %v is not a *VerifyError", err)
-			}
-			for _, w := range tt.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-			after, _ := os.ReadFile(path)
-			if !bytes.Equal(after, damaged) {
-				t.Error("Open modified the damaged log")
-			}
-		})
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		fi, _ := e.Info()
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v", e.Name(), fi.Mode().Perm())
+		}
 	}
 }
 
@@ -249,168 +164,114 @@ func TestOpenTwiceIsLocked(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no flock")
 	}
-	l, path := openTemp(t, Options{})
+	l, dir := openTemp(t, Options{})
 	defer l.Close()
-	l2, err := Open(path, Options{})
+	l2, err := Open(dir, testOptions(t, Options{}))
 	if err == nil {
 		l2.Close()
 		t.Fatal("second Open of the same log succeeded")
 	}
-	if !strings.Contains(err.Error(), "locked") {
+	if !strings.Contains(err.Error(), "another warden") {
 		t.Errorf("error %v", err)
 	}
 }
 
 func TestConcurrentAppendsKeepOrder(t *testing.T) {
 	const goroutines, each = 50, 40
-	l, path := openTemp(t, Options{})
+	l, dir := openTemp(t, Options{SegmentBytes: 16 << 10, CheckpointEvery: 100})
 	var wg sync.WaitGroup
-	errs := make(chan error, goroutines)
-	seqs := make([][]uint64, goroutines)
+	idx := make([][]int64, goroutines)
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range each {
 				r := sampleRecord(i)
 				r.RequestID = fmt.Sprintf("g%02d-%03d", g, i)
 				if err := l.Append(context.Background(), r); err != nil {
-					errs <- err
+					t.Error(err)
 					return
 				}
-				seqs[g] = append(seqs[g], r.Seq)
+				idx[g] = append(idx[g], r.Index)
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(path)
-	if err != nil {
-		t.Fatal(err)
+	rep, err := verify(t, dir)
+	if err != nil || rep.Records != goroutines*each {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
-	if rep.Records != goroutines*each {
-		t.Fatalf("records %d, want %d", rep.Records, goroutines*each)
-	}
-	// File order is seq order, and each goroutine's records appear in the
-	// order it appended them, with the seq Append reported.
-	var n uint64
-	last := map[string]int{}
-	err = ReadAll(path, func(r Record) error {
-		n++
-		if r.Seq != n {
-			return fmt.Errorf("line %d has seq %d", n, r.Seq)
+	// Each goroutine's records are stored in the order it appended them,
+	// at the indexes Append reported.
+	stored := readBack(t, dir)
+	for g := range goroutines {
+		if !slices.IsSorted(idx[g]) {
+			t.Errorf("goroutine %d: indexes out of order: %v", g, idx[g])
 		}
-		var g, i int
-		if _, err := fmt.Sscanf(r.RequestID, "g%d-%d", &g, &i); err != nil {
-			return err
+		for i, x := range idx[g] {
+			r, err := ParseRecord(stored[x])
+			if err != nil || r.RequestID != fmt.Sprintf("g%02d-%03d", g, i) {
+				t.Fatalf("record %d: %v %v", x, r.RequestID, err)
+			}
 		}
-		if seqs[g][i] != r.Seq {
-			return fmt.Errorf("%s: Append reported seq %d, file has %d", r.RequestID, seqs[g][i], r.Seq)
-		}
-		key := fmt.Sprint(g)
-		if prev, ok := last[key]; ok && i != prev+1 {
-			return fmt.Errorf("goroutine %d: record %d follows %d", g, i, prev)
-		}
-		last[key] = i
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-}
-
-// countingFile counts writes and syncs and can be made to fail.
-type countingFile struct {
-	logFile
-	mu               sync.Mutex
-	writes, syncs    int
-	maxWrite         int
-	failWrite        error
-	failSync         error
-	shortWrite       bool
-	gate             chan struct{} // if set, each Write waits for it
-	writeStartedOnce sync.Once
-	writeStarted     chan struct{} // if set, closed when the first Write starts
-}
-
-func (c *countingFile) Write(p []byte) (int, error) {
-	if c.writeStarted != nil {
-		c.writeStartedOnce.Do(func() { close(c.writeStarted) })
+	ents, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+	if len(ents) < 3 {
+		t.Errorf("%d segments with 16 KiB segments; want several", len(ents))
 	}
-	if c.gate != nil {
-		<-c.gate
-	}
-	c.mu.Lock()
-	c.writes++
-	c.maxWrite = max(c.maxWrite, len(p))
-	fw, short := c.failWrite, c.shortWrite
-	c.mu.Unlock()
-	if fw != nil {
-		// Simulate a partial write before the failure, as a full disk does.
-		n, _ := c.logFile.Write(p[:len(p)/2])
-		return n, fw
-	}
-	if short {
-		return c.logFile.Write(p[:len(p)-1])
-	}
-	return c.logFile.Write(p)
-}
-
-func (c *countingFile) Sync() error {
-	c.mu.Lock()
-	c.syncs++
-	fs := c.failSync
-	c.mu.Unlock()
-	if fs != nil {
-		return fs
-	}
-	return c.logFile.Sync()
 }
 
 func TestGroupCommit(t *testing.T) {
-	cf := &countingFile{gate: make(chan struct{}), writeStarted: make(chan struct{})}
-	l, path := openTemp(t, Options{wrapFile: func(f logFile) logFile { cf.logFile = f; return cf }})
+	fs := newFaults()
+	fs.gate, fs.started = make(chan struct{}), make(chan struct{})
+	l, dir := openTemp(t, Options{wrap: fs.wrap})
 	const n = 200
 	var wg sync.WaitGroup
 	// The first append's write blocks on the gate, so the rest queue up and
 	// must be committed together.
 	wg.Go(func() { goAppend(t, l, 0) })
-	<-cf.writeStarted
+	<-fs.started
 	for i := range n - 1 {
 		wg.Go(func() { goAppend(t, l, i+1) })
 	}
 	for len(l.reqs) < n-1 {
 		time.Sleep(time.Millisecond)
 	}
-	close(cf.gate)
+	close(fs.gate)
 	wg.Wait()
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if cf.writes != 2 || cf.syncs != 2 {
-		t.Errorf("%d writes, %d syncs for %d records; want 2 and 2", cf.writes, cf.syncs, n)
+	if w, s := fs.count(fs.writes, "seg"), fs.count(fs.syncs, "seg"); w != 2 || s != 2 {
+		t.Errorf("segment: %d writes, %d fsyncs for %d records; want 2 and 2", w, s, n)
 	}
-	if rep, err := Verify(path); err != nil || rep.Records != n {
-		t.Fatalf("Verify: %+v %v", rep, err)
+	// Stored hashes are written once, with the checkpoint at Close, not
+	// with each batch.
+	if w := fs.count(fs.writes, "hashes"); w != 1 {
+		t.Errorf("hashes: %d writes, want 1", w)
+	}
+	if rep, err := verify(t, dir); err != nil || rep.Records != n {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
 
 func TestBatchByteBound(t *testing.T) {
-	cf := &countingFile{gate: make(chan struct{}), writeStarted: make(chan struct{})}
-	l, path := openTemp(t, Options{wrapFile: func(f logFile) logFile { cf.logFile = f; return cf }})
-	big := "/" + strings.Repeat("p", 200<<10) // ~200 KiB a record
+	fs := newFaults()
+	fs.gate, fs.started = make(chan struct{}), make(chan struct{})
+	l, dir := openTemp(t, Options{wrap: fs.wrap})
+	reason := strings.Repeat("r", MaxReasonBytes-100)
 	var wg sync.WaitGroup
 	wg.Go(func() { goAppend(t, l, 0) })
-	<-cf.writeStarted
+	<-fs.started
+	// Records of ~600 KiB each (a long decision obligation), 20 of them.
+	big := map[string]any{"blob": strings.Repeat("b", 600<<10)}
 	const n = 20
 	for i := range n {
 		wg.Go(func() {
 			r := sampleRecord(i)
-			r.Path = big
+			r.Reason = reason
+			r.Decision.Obligations = big
 			if err := l.Append(context.Background(), r); err != nil {
 				t.Error(err)
 			}
@@ -419,43 +280,41 @@ func TestBatchByteBound(t *testing.T) {
 	for len(l.reqs) < n {
 		time.Sleep(time.Millisecond)
 	}
-	close(cf.gate)
+	close(fs.gate)
 	wg.Wait()
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if cf.maxWrite > maxBatchBytes+len(big)+4096 {
-		t.Errorf("largest write %d bytes, bound is about %d", cf.maxWrite, maxBatchBytes)
+	if m := fs.count(fs.maxWrite, "seg"); m > maxBatchBytes+MaxRecordBytes {
+		t.Errorf("largest write %d bytes, bound is about %d", m, maxBatchBytes)
 	}
-	if cf.writes < 1+(n*len(big))/maxBatchBytes {
-		t.Errorf("%d writes for %d bytes", cf.writes, n*len(big))
+	if w := fs.count(fs.writes, "seg"); w < 1+(n*600<<10)/maxBatchBytes {
+		t.Errorf("%d writes for %d bytes", w, n*600<<10)
 	}
-	if rep, err := Verify(path); err != nil || rep.Records != n+1 {
-		t.Fatalf("Verify: %+v %v", rep, err)
+	if rep, err := verify(t, dir); err != nil || rep.Records != n+1 {
+		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
 
 func TestFailedState(t *testing.T) {
 	diskFull := errors.New("no space left on device")
 	tests := []struct {
-		name string
-		file func(*countingFile)
+		name  string
+		fault func(*faults)
 	}{
-		{"write fails", func(c *countingFile) { c.failWrite = diskFull }},
-		{"short write", func(c *countingFile) { c.shortWrite = true }},
-		{"fsync fails", func(c *countingFile) { c.failSync = diskFull }},
+		{"segment write fails", func(f *faults) { f.failWrite["seg"] = diskFull }},
+		{"segment short write", func(f *faults) { f.short["seg"] = true }},
+		{"segment fsync fails", func(f *faults) { f.failSync["seg"] = diskFull }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cf := &countingFile{}
-			l, path := openTemp(t, Options{wrapFile: func(f logFile) logFile { cf.logFile = f; return cf }})
-			appendN(t, l, 1, 2)
+			fs := newFaults()
+			l, dir := openTemp(t, Options{wrap: fs.wrap})
+			appendN(t, l, 0, 2)
 			if err := l.Healthy(); err != nil {
 				t.Fatalf("Healthy before the failure: %v", err)
 			}
-			cf.mu.Lock()
-			tt.file(cf)
-			cf.mu.Unlock()
+			fs.set(tt.fault)
 
 			// Several waiters in flight: all get the error, none hangs.
 			var wg sync.WaitGroup
@@ -477,54 +336,49 @@ func TestFailedState(t *testing.T) {
 				t.Fatal("Healthy() is nil after a failure")
 			}
 			// Once failed, always failed, even if the disk recovers.
-			cf.mu.Lock()
-			cf.failWrite, cf.failSync, cf.shortWrite = nil, nil, false
-			writes := cf.writes
-			cf.mu.Unlock()
+			fs.set(func(f *faults) { clear(f.failWrite); clear(f.failSync); clear(f.short) })
+			writes := fs.count(fs.writes, "seg")
 			err := l.Append(context.Background(), sampleRecord(99))
 			if err == nil || !strings.Contains(err.Error(), "log failed") {
 				t.Errorf("Append after failure: %v", err)
 			}
-			if cf.writes != writes {
+			if fs.count(fs.writes, "seg") != writes {
 				t.Error("a failed log wrote again")
 			}
 			if err := l.Close(); err == nil {
 				t.Error("Close of a failed log returned nil")
 			}
-			// The first two records are intact; whatever followed is
-			// reported, not repaired.
-			rep, verr := Verify(path)
-			if rep.Records < 2 {
-				t.Errorf("records before the failure lost: %+v %v", rep, verr)
+			// The next open repairs whatever the failed batch left and
+			// keeps the acknowledged records; the log verifies.
+			l2, err := Open(dir, testOptions(t, Options{}))
+			if err != nil {
+				t.Fatalf("reopen after the failure: %v", err)
+			}
+			if n := l2.Stats().Records; n < 2 {
+				t.Errorf("records before the failure lost: %d", n)
+			}
+			if err := l2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if rep, err := verify(t, dir); err != nil || rep.Records < 2 || rep.Tail != 0 {
+				t.Errorf("verify after reopen: %+v %v", rep, err)
 			}
 		})
 	}
 }
 
-func TestFailedStateClosedFile(t *testing.T) {
-	l, _ := openTemp(t, Options{})
-	appendN(t, l, 1, 1)
-	if err := l.f.Close(); err != nil { // the descriptor goes away under the log
-		t.Fatal(err)
-	}
-	if err := l.Append(context.Background(), sampleRecord(2)); err == nil {
-		t.Fatal("Append to a closed file succeeded")
-	}
-	if err := l.Healthy(); err == nil || !errors.Is(err, os.ErrClosed) {
-		t.Errorf("Healthy: %v", err)
-	}
-	_ = l.Close()
-}
-
 func TestAppendRejectsBadRecordsWithoutFailing(t *testing.T) {
-	l, path := openTemp(t, Options{})
-	defer l.Close()
+	l, dir := openTemp(t, Options{})
 	tests := []struct {
 		name string
 		rec  func() *Record
 		want string
 	}{
-		{"too large", func() *Record { r := sampleRecord(1); r.Path = "/" + strings.Repeat("x", MaxLineBytes); return r }, "line limit"},
+		{"too large", func() *Record {
+			r := sampleRecord(1)
+			r.Decision.Obligations = map[string]any{"x": strings.Repeat("x", MaxRecordBytes)}
+			return r
+		}, "limit"},
 		{"not encodable", func() *Record { r := sampleRecord(1); r.LatencyMS = math.NaN(); return r }, "encode record"},
 		{"year out of range", func() *Record { r := sampleRecord(1); r.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC); return r }, "encode record"},
 	}
@@ -540,8 +394,11 @@ func TestAppendRejectsBadRecordsWithoutFailing(t *testing.T) {
 		})
 	}
 	appendN(t, l, 1, 1)
-	if rep, err := Verify(path); err != nil || rep.Records != 1 {
-		t.Errorf("Verify: %+v %v", rep, err)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := verify(t, dir); err != nil || rep.Records != 1 {
+		t.Errorf("verify: %+v %v", rep, err)
 	}
 }
 
@@ -552,6 +409,10 @@ func TestAppendNormalizes(t *testing.T) {
 	r.Time = time.Date(2026, 1, 1, 10, 0, 0, 0, time.FixedZone("CET", 3600))
 	r.Path = "/v1/models?api_key=sk-secret"
 	r.Reason = strings.Repeat("é", 2000)
+	r.Decision.Reasons = make([]string, MaxListLen+5)
+	r.Grants = []string{strings.Repeat("g", MaxReasonBytes+1)}
+	r.Findings = make([]Finding, MaxFindings+1)
+	caller := r.Decision
 	if err := l.Append(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
@@ -564,6 +425,16 @@ func TestAppendNormalizes(t *testing.T) {
 	if len(r.Reason) > MaxReasonBytes || !utf8.ValidString(r.Reason) || !strings.HasSuffix(r.Reason, truncMark) {
 		t.Errorf("reason of %d bytes, valid %v", len(r.Reason), utf8.ValidString(r.Reason))
 	}
+	if len(r.Decision.Reasons) != MaxListLen || len(caller.Reasons) != MaxListLen+5 {
+		t.Errorf("reasons %d (caller's %d): the list is cut in the record, not in the caller's decision", len(r.Decision.Reasons), len(caller.Reasons))
+	}
+	if len(r.Grants[0]) > MaxReasonBytes || len(r.Findings) != MaxFindings {
+		t.Errorf("grant of %d bytes, %d findings", len(r.Grants[0]), len(r.Findings))
+	}
+	want := []string{"reason", "decision.reasons", "grants", "findings"}
+	if !slices.Equal(r.Truncated, want) {
+		t.Errorf("truncated %v, want %v", r.Truncated, want)
+	}
 	z := &Record{RequestID: "zero-time"}
 	if err := l.Append(context.Background(), z); err != nil || z.Time.IsZero() {
 		t.Errorf("zero time not filled: %v %v", z.Time, err)
@@ -571,7 +442,7 @@ func TestAppendNormalizes(t *testing.T) {
 }
 
 func TestAppendContextAndClose(t *testing.T) {
-	l, path := openTemp(t, Options{})
+	l, dir := openTemp(t, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := l.Append(ctx, sampleRecord(1)); !errors.Is(err, context.Canceled) {
@@ -590,17 +461,18 @@ func TestAppendContextAndClose(t *testing.T) {
 	if !errors.Is(l.Healthy(), ErrClosed) {
 		t.Errorf("Healthy after Close: %v", l.Healthy())
 	}
-	if rep, err := Verify(path); err != nil || rep.Records != 1 {
-		t.Errorf("Verify: %+v %v (the cancelled record must not be written)", rep, err)
+	if rep, err := verify(t, dir); err != nil || rep.Records != 1 {
+		t.Errorf("verify: %+v %v (the cancelled record must not be written)", rep, err)
 	}
 }
 
 func TestCloseFlushesQueued(t *testing.T) {
-	cf := &countingFile{gate: make(chan struct{}), writeStarted: make(chan struct{})}
-	l, path := openTemp(t, Options{wrapFile: func(f logFile) logFile { cf.logFile = f; return cf }})
+	fs := newFaults()
+	fs.gate, fs.started = make(chan struct{}), make(chan struct{})
+	l, dir := openTemp(t, Options{wrap: fs.wrap})
 	var wg sync.WaitGroup
 	wg.Go(func() { goAppend(t, l, 0) })
-	<-cf.writeStarted
+	<-fs.started
 	for i := range 10 {
 		wg.Go(func() { goAppend(t, l, i+1) })
 	}
@@ -609,85 +481,311 @@ func TestCloseFlushesQueued(t *testing.T) {
 	}
 	closed := make(chan error)
 	go func() { closed <- l.Close() }()
-	close(cf.gate)
+	close(fs.gate)
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if rep, err := Verify(path); err != nil || rep.Records != 11 {
-		t.Errorf("Verify: %+v %v", rep, err)
+	if rep, err := verify(t, dir); err != nil || rep.Records != 11 || rep.Tail != 0 {
+		t.Errorf("verify: %+v %v", rep, err)
 	}
 }
 
-func TestTailAndReadAll(t *testing.T) {
-	path := writeLog(t, 7)
-	tests := []struct {
-		n     int
-		first string
-		count int
-	}{
-		{1, "req-0007", 1},
-		{3, "req-0005", 3},
-		{7, "req-0001", 7},
-		{50, "req-0001", 7},
-	}
-	for _, tt := range tests {
-		recs, err := Tail(path, tt.n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(recs) != tt.count || recs[0].RequestID != tt.first || recs[len(recs)-1].RequestID != "req-0007" {
-			t.Errorf("Tail(%d): %d records from %s", tt.n, len(recs), recs[0].RequestID)
-		}
-		for i := 1; i < len(recs); i++ {
-			if recs[i].Seq != recs[i-1].Seq+1 {
-				t.Errorf("Tail(%d): out of order", tt.n)
-			}
-		}
-	}
-	if _, err := Tail(path, 0); err == nil {
-		t.Error("Tail(0) succeeded")
-	}
-	stop := errors.New("stop")
-	n := 0
-	err := ReadAll(path, func(Record) error {
-		n++
-		if n == 2 {
-			return stop
-		}
-		return nil
-	})
-	if !errors.Is(err, stop) || n != 2 {
-		t.Errorf("ReadAll stop: %v after %d", err, n)
-	}
-	// A write in progress (no "\n" yet) is skipped by readers.
-	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	f.WriteString(`{"seq":8,"time":"20`)
-	f.Close()
-	if recs, err := Tail(path, 1); err != nil || recs[0].Seq != 7 {
-		t.Errorf("Tail with a partial line: %v %v", recs, err)
-	}
-	if _, err := Tail(filepath.Join(t.TempDir(), "missing"), 1); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: %v", err)
-	}
-}
-
-func TestObligationNumbersRoundTrip(t *testing.T) {
-	l, path := openTemp(t, Options{})
-	r := sampleRecord(1)
-	r.Decision.Obligations = map[string]any{"big": uint64(1<<63 + 1), "f": 0.1, "nested": map[string]any{"b": 1, "a": []any{"x", 2}}}
-	if err := l.Append(context.Background(), r); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-	recs, err := Tail(path, 1)
+// checkpointSizes returns the sizes of the stored checkpoints of dir.
+func checkpointSizes(t *testing.T, dir string) []int64 {
+	t.Helper()
+	b, err := OpenFileBackend(dir, FileOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := json.Marshal(&recs[0])
-	if line := bytes.TrimSpace(readLines(t, path)[0]); !bytes.Equal(got, line) {
-		t.Errorf("re-encoding a read record changed it:\n got %s\nwant %s", got, line)
+	defer b.Close()
+	var sizes []int64
+	if err := b.Checkpoints(context.Background(), func(size int64, _ []byte) error {
+		sizes = append(sizes, size)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return sizes
+}
+
+func TestCheckpointPolicy(t *testing.T) {
+	t.Run("every N records and at close", func(t *testing.T) {
+		l, dir := openTemp(t, Options{CheckpointEvery: 10, CheckpointInterval: time.Hour})
+		appendN(t, l, 0, 25)
+		deadline := time.Now().Add(5 * time.Second)
+		for l.Stats().Checkpointed < 20 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := l.Stats().Checkpointed; got != 20 {
+			t.Errorf("checkpointed %d after 25 appends with every=10, want 20", got)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if sizes := checkpointSizes(t, dir); !slices.Equal(sizes, []int64{10, 20, 25}) {
+			t.Errorf("checkpoints %v, want [10 20 25]", sizes)
+		}
+	})
+	t.Run("interval", func(t *testing.T) {
+		l, _ := openTemp(t, Options{CheckpointEvery: 1 << 40, CheckpointInterval: 40 * time.Millisecond})
+		defer l.Close()
+		appendN(t, l, 0, 3)
+		deadline := time.Now().Add(5 * time.Second)
+		for l.Stats().Checkpointed < 3 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := l.Stats().Checkpointed; got != 3 {
+			t.Errorf("checkpointed %d, want 3 within the interval", got)
+		}
+		if cp := l.Checkpoint(); cp == nil || cp.Origin != testOrigin || cp.Tree.N != 3 {
+			t.Errorf("checkpoint %+v", cp)
+		}
+	})
+}
+
+func TestCheckpointFailureFailsClosedAndRecovers(t *testing.T) {
+	diskFull := errors.New("no space left on device")
+	for _, tt := range []struct {
+		name  string
+		fault func(*faults)
+	}{
+		{"checkpoint write fails", func(f *faults) { f.failWrite["checkpoints"] = diskFull }},
+		{"checkpoint fsync fails", func(f *faults) { f.failSync["checkpoints"] = diskFull }},
+		{"hashes write before the checkpoint fails", func(f *faults) { f.failWrite["hashes"] = diskFull }},
+		{"hashes fsync before the checkpoint fails", func(f *faults) { f.failSync["hashes"] = diskFull }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := newFaults()
+			l, dir := openTemp(t, Options{wrap: fs.wrap, CheckpointEvery: 1, CheckpointInterval: 20 * time.Millisecond})
+			appendN(t, l, 0, 1)
+			fs.set(tt.fault)
+			appendN(t, l, 1, 1)
+			deadline := time.Now().Add(5 * time.Second)
+			for l.Healthy() == nil && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := l.Healthy(); err == nil || !strings.Contains(err.Error(), "checkpoint") {
+				t.Fatalf("Healthy with checkpoints failing: %v", err)
+			}
+			if err := l.Append(context.Background(), sampleRecord(2)); err == nil {
+				t.Error("Append succeeded while checkpoints fail")
+			}
+			fs.set(func(f *faults) { clear(f.failWrite); clear(f.failSync) })
+			for l.Healthy() != nil && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := l.Healthy(); err != nil {
+				t.Fatalf("Healthy after the disk recovered: %v", err)
+			}
+			appendN(t, l, 3, 1)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// A failed write was cut back: the history is intact.
+			if rep, err := verify(t, dir); err != nil || rep.Records != 3 || rep.Tail != 0 {
+				t.Fatalf("verify: %+v %v", rep, err)
+			}
+			if sizes := checkpointSizes(t, dir); !slices.IsSorted(sizes) || sizes[len(sizes)-1] != 3 {
+				t.Errorf("checkpoints %v", sizes)
+			}
+		})
 	}
 }
 
-var _ io.Writer = (*countingFile)(nil)
+func TestAsyncMode(t *testing.T) {
+	t.Run("bounded pending, flushed at close", func(t *testing.T) {
+		fs := newFaults()
+		fs.gate, fs.started = make(chan struct{}), make(chan struct{})
+		l, dir := openTemp(t, Options{Mode: ModeAsync, MaxPending: 4, MaxDelay: time.Millisecond, wrap: fs.wrap})
+		for i := range 4 { // returns at once although nothing is written
+			if err := l.Append(context.Background(), sampleRecord(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		<-fs.started
+		fifth := make(chan error)
+		go func() { fifth <- l.Append(context.Background(), sampleRecord(4)) }()
+		select {
+		case err := <-fifth:
+			t.Fatalf("a fifth record was accepted with 4 pending and max_pending 4: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		close(fs.gate)
+		if err := <-fifth; err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := verify(t, dir); err != nil || rep.Records != 5 || rep.Tail != 0 {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+	})
+	t.Run("a failed write is counted as lost and fails the log", func(t *testing.T) {
+		fs := newFaults()
+		l, _ := openTemp(t, Options{Mode: ModeAsync, MaxPending: 8, wrap: fs.wrap})
+		fs.set(func(f *faults) { f.failSync["seg"] = errors.New("EIO") })
+		if err := l.Append(context.Background(), sampleRecord(0)); err != nil {
+			t.Fatalf("async Append reported the write's outcome: %v", err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for l.Healthy() == nil && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if l.Healthy() == nil || l.Stats().Lost != 1 {
+			t.Fatalf("healthy %v, lost %d", l.Healthy(), l.Stats().Lost)
+		}
+		if err := l.Append(context.Background(), sampleRecord(1)); err == nil {
+			t.Error("Append on a failed async log succeeded")
+		}
+		_ = l.Close()
+	})
+}
+
+func TestOpenRefusesAnotherOriginOrKey(t *testing.T) {
+	dir := writeLog(t, 2, Options{})
+	_, other := keys(t)
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"other origin", Options{Origin: "another/log"}, "origin"},
+		{"other key", Options{Key: other}, "not signed by the verifier key"},
+		{"bad origin", Options{Origin: "has space"}, "origin"},
+		{"bad mode", Options{Mode: "sometimes"}, "mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := Open(dir, testOptions(t, tt.opts))
+			if err == nil {
+				l.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "no checkpoint key") {
+		t.Errorf("Open without a key: %v", err)
+	}
+}
+
+// A crash leaves records after the last checkpoint; the next open checks
+// them and anchors them with a checkpoint.
+func TestOpenAnchorsRecordsAfterCrash(t *testing.T) {
+	l, dir := openTemp(t, Options{CheckpointEvery: 5, CheckpointInterval: time.Hour})
+	appendN(t, l, 0, 8)
+	for l.Stats().Checkpointed < 5 {
+		time.Sleep(time.Millisecond)
+	}
+	crashed := copyDir(t, dir) // what the disk held when the process died
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Stored hashes are written at checkpoints: records after it may have
+	// none on disk yet (pending) and are recomputed at the next open.
+	rep, err := verify(t, crashed)
+	if err != nil || rep.Checkpointed() != 5 || rep.Tail != 3 || rep.Records != 8 {
+		t.Fatalf("before reopen: %+v %v (want 3 records after the checkpoint)", rep, err)
+	}
+	l2, err := Open(crashed, testOptions(t, Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := l2.Stats(); st.Checkpointed != 8 {
+		t.Errorf("after reopen: checkpointed %d, want 8", st.Checkpointed)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWitness(t *testing.T) {
+	t.Run("directory gets a file named after the origin", func(t *testing.T) {
+		w := t.TempDir()
+		dir := writeLog(t, 3, Options{Witness: w})
+		got, err := os.ReadFile(filepath.Join(w, "test_audit.checkpoint"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := keys(t)
+		cp, err := OpenCheckpoint(got, k.Verifier())
+		if err != nil || cp.Tree.N != 3 {
+			t.Fatalf("witness checkpoint %+v %v", cp, err)
+		}
+		rep, err := verify(t, dir)
+		if err != nil || !bytes.Equal(rep.Checkpoint.Signed, got) {
+			t.Errorf("the witness holds another checkpoint than the log: %v", err)
+		}
+	})
+	t.Run("a rolled-back log cannot overwrite the witness", func(t *testing.T) {
+		w := filepath.Join(t.TempDir(), "witness.checkpoint")
+		l, dir := openTemp(t, Options{Witness: w})
+		appendN(t, l, 0, 3)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		old := copyDir(t, dir) // a backup of 3 records
+		l, err := Open(dir, testOptions(t, Options{Witness: w}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 3, 3)
+		if err := l.Close(); err != nil { // the witness now holds 6
+			t.Fatal(err)
+		}
+		// The backup of 3 records is restored: it does not extend the
+		// witness's 6, and is refused at open.
+		if l, err := Open(old, testOptions(t, Options{Witness: w})); err == nil {
+			l.Close()
+			t.Fatal("a rolled-back log opened")
+		} else if !strings.Contains(err.Error(), "does not extend") {
+			t.Fatalf("error %v", err)
+		}
+		// Opened without the witness and written to, its next checkpoint
+		// still cannot replace the witness's.
+		l, err = Open(old, testOptions(t, Options{CheckpointEvery: 1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, l, 9, 4) // 7 records; the first 6 differ from the witnessed ones
+		_ = l.Close()
+		l, err = Open(old, testOptions(t, Options{Witness: w}))
+		if err == nil {
+			l.Close()
+			t.Fatal("a forked log opened")
+		}
+		if !strings.Contains(err.Error(), "fork") {
+			t.Errorf("forked log: %v", err)
+		}
+		k, _ := keys(t)
+		got, _ := os.ReadFile(w)
+		if cp, err := OpenCheckpoint(got, k.Verifier()); err != nil || cp.Tree.N != 6 {
+			t.Errorf("the witness was overwritten: %+v %v", cp, err)
+		}
+	})
+}
+
+func TestStats(t *testing.T) {
+	l, _ := openTemp(t, Options{CheckpointEvery: 2})
+	appendN(t, l, 0, 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Stats().Checkpointed < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st := l.Stats()
+	if st.Records != 2 || st.Checkpointed != 2 || st.Mode != ModeSync || st.Err != "" || st.CheckpointTime.IsZero() {
+		t.Errorf("stats %+v", st)
+	}
+	k, _ := keys(t)
+	if l.VerifierKey() != k.VerifierKey() || l.Origin() != testOrigin {
+		t.Errorf("key %q origin %q", l.VerifierKey(), l.Origin())
+	}
+	_ = l.Close()
+	if st := l.Stats(); st.Err == "" {
+		t.Error("stats of a closed log show no error")
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,10 @@ import (
 // It fails closed: while the log is unhealthy, requests are refused with 503
 // before any other stage runs, and if a record cannot be written before the
 // response has started, the response is replaced by a 503.
+//
+// While the chain runs, the exchange's writer is wrapped so that, when the
+// decision asks for audit level "full", the response body's SHA-256 can be
+// recorded; the original writer is put back before the stage returns.
 type Stage struct {
 	log    *Log
 	logger *slog.Logger
@@ -53,13 +59,15 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 		s.logRefusal(ex, herr)
 		return unavailable(herr)
 	}
+	body := s.watchBody(ex)
 
 	defer func() {
 		p := recover()
 		if p == nil {
 			return
 		}
-		rec := s.record(ex)
+		body.restore(ex)
+		rec := s.record(ex, body)
 		rec.Code = "aborted"
 		if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
 			rec.Reason = fmt.Sprintf("stream aborted: %v", p)
@@ -73,8 +81,9 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 	}()
 
 	err = next(ex)
+	body.restore(ex)
 
-	rec := s.record(ex)
+	rec := s.record(ex, body)
 	if err != nil {
 		ge := gateway.AsError(err)
 		rec.Code = ge.Code
@@ -119,13 +128,12 @@ func (s *Stage) ctx(ex *gateway.Exchange) context.Context {
 
 // record builds the record of ex as it stands. Status is what was sent, 0 if
 // nothing was.
-func (s *Stage) record(ex *gateway.Exchange) *Record {
+func (s *Stage) record(ex *gateway.Exchange, body *bodyHash) *Record {
 	now := s.now()
 	r := &Record{
 		Time:           ex.Start,
 		RequestID:      ex.ID,
 		Action:         ex.Action,
-		Model:          ex.Model,
 		Stream:         ex.Stream,
 		UpstreamStatus: ex.UpstreamStatus,
 		UpstreamMS:     ms(ex.UpstreamTime),
@@ -156,21 +164,126 @@ func (s *Stage) record(ex *gateway.Exchange) *Record {
 		r.Status = w.Status()
 		r.BytesOut = w.BytesWritten()
 	}
-	if rt := ex.Route; rt != nil {
-		r.Route = rt.Name
-		r.Segment = rt.Segment
-		r.Upstream = safeURL(rt.Upstream)
+	if rt := ex.Route; rt != nil || ex.Model != "" || ex.Tool != "" {
+		r.Resource = &Resource{Model: ex.Model, Tool: ex.Tool}
+		if rt != nil {
+			r.Resource.Route, r.Resource.Segment, r.Resource.API = rt.Name, rt.Segment, rt.API
+			r.Upstream = safeURL(rt.Upstream)
+		}
 	}
 	if p := ex.Principal; p != nil {
 		r.Principal = &Principal{Kind: p.Kind, ID: p.ID, OnBehalfOf: p.OnBehalfOf,
-			AuthMethod: p.AuthMethod, CredentialID: p.CredentialID}
+			AuthMethod: p.AuthMethod, CredentialID: p.CredentialID, Issuer: p.Issuer, MFA: p.MFA, Workload: p.Workload}
 	}
 	if d := ex.Decision; d != nil {
 		r.Decision = &Decision{Allow: d.Allow, Reasons: d.Reasons, Obligations: d.Obligations,
 			PolicyVersion: d.PolicyVersion}
 	}
+	if o := ex.Obligations; len(o.Applied) > 0 || o.AuditLevel != "" || o.MaxTokens != 0 || o.RateClass != "" || len(o.Mask) > 0 {
+		r.Obligations = &Obligations{Applied: o.Applied, AuditLevel: o.AuditLevel, MaxTokens: o.MaxTokens,
+			RateClass: o.RateClass, Mask: o.Mask}
+	}
+	for _, f := range ex.Findings {
+		r.Findings = append(r.Findings, Finding{Guard: f.Guard, Type: f.Type, Class: f.Class, Where: f.Where,
+			Start: f.Start, End: f.End, Score: f.Score, Action: f.Action})
+	}
+	for _, g := range ex.Grants {
+		r.Grants = append(r.Grants, g.ID)
+	}
+	if u := ex.Usage; u.PromptTokens != 0 || u.CompletionTokens != 0 || u.Reported {
+		r.Usage = &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, Reported: u.Reported}
+	}
+	if ex.Obligations.AuditLevel == AuditLevelFull {
+		r.Full = &Full{RequestHeaders: headerNames(ex.Request)}
+		if sum := body.sum(); sum != "" {
+			r.Full.ResponseSHA256 = sum
+		}
+	}
 	return r
 }
+
+// AuditLevelFull is the obligation's audit level that adds Record.Full.
+const AuditLevelFull = "full"
+
+// headerNames returns the request's header names, canonical, sorted.
+func headerNames(req *http.Request) []string {
+	if req == nil {
+		return []string{}
+	}
+	names := make([]string, 0, len(req.Header))
+	for k := range req.Header {
+		names = append(names, http.CanonicalHeaderKey(k))
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// bodyHash hashes the response body sent to the client, for audit level
+// "full". It sits between the exchange's writer and the client's: it is
+// put in place before the rest of the chain runs (the audit level is known
+// only after authorize) and hashes once the level is "full", provided no
+// byte was sent before.
+type bodyHash struct {
+	ex      *gateway.Exchange
+	orig    *gateway.ResponseWriter
+	h       hash.Hash
+	missed  bool // bytes were sent before hashing started
+	written int64
+}
+
+// watchBody wraps ex.Writer; restore puts the original back.
+func (s *Stage) watchBody(ex *gateway.Exchange) *bodyHash {
+	b := &bodyHash{ex: ex, orig: ex.Writer}
+	if ex.Writer != nil {
+		ex.Writer = gateway.NewResponseWriter(&hashWriter{b: b})
+	}
+	return b
+}
+
+func (b *bodyHash) restore(ex *gateway.Exchange) {
+	if b.orig != nil {
+		ex.Writer = b.orig
+	}
+}
+
+func (b *bodyHash) sum() string {
+	if b.h == nil || b.missed {
+		return ""
+	}
+	return hex.EncodeToString(b.h.Sum(nil))
+}
+
+func (b *bodyHash) write(p []byte) {
+	if b.h == nil && b.ex.Obligations.AuditLevel == AuditLevelFull {
+		if b.written > 0 {
+			b.missed = true
+		}
+		b.h = sha256.New()
+	}
+	if b.h != nil {
+		b.h.Write(p)
+	}
+	b.written += int64(len(p))
+}
+
+// hashWriter is the http.ResponseWriter under the exchange's writer while
+// the chain runs.
+type hashWriter struct{ b *bodyHash }
+
+func (w *hashWriter) Header() http.Header { return w.b.orig.Header() }
+
+func (w *hashWriter) WriteHeader(status int) { w.b.orig.WriteHeader(status) }
+
+func (w *hashWriter) Write(p []byte) (int, error) {
+	n, err := w.b.orig.Write(p)
+	w.b.write(p[:n])
+	return n, err
+}
+
+func (w *hashWriter) Flush() { w.b.orig.Flush() }
+
+// Unwrap lets http.ResponseController reach the client's writer.
+func (w *hashWriter) Unwrap() http.ResponseWriter { return w.b.orig }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -188,4 +301,8 @@ func safeURL(s string) string {
 	return u.String()
 }
 
-var _ gateway.Stage = (*Stage)(nil)
+var (
+	_ gateway.Stage       = (*Stage)(nil)
+	_ http.ResponseWriter = (*hashWriter)(nil)
+	_ http.Flusher        = (*hashWriter)(nil)
+)

@@ -40,19 +40,19 @@ func newExchange(ctx context.Context) *gateway.Exchange {
 
 func identified(ex *gateway.Exchange) {
 	ex.Principal = &gateway.Principal{Kind: gateway.KindAgent, ID: "spiffe://example.org/agent/bot", OnBehalfOf: "alice",
-		AuthMethod: "api_key", CredentialID: "key_01", Scopes: []string{"chat"}}
+		AuthMethod: "api_key", CredentialID: "key_01", Issuer: "warden", Scopes: []string{"chat"}}
 	ex.Route = &gateway.Route{Name: "openai", Segment: "inference", Upstream: "https://api.openai.example", API: "openai"}
 	ex.Action, ex.Model, ex.Stream = "chat.completions", "gpt-4o-mini", true
 }
 
-// onlyRecord returns the only record of the log at path.
-func onlyRecord(t *testing.T, path string) Record {
+// onlyRecord returns the only record of the log in dir, which must verify.
+func onlyRecord(t *testing.T, dir string) Record {
 	t.Helper()
-	if _, err := Verify(path); err != nil {
+	if _, err := verify(t, dir); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := Tail(path, 10)
-	if err != nil {
+	var recs []Record
+	if err := ReadAll(dir, func(r Record) error { recs = append(recs, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 1 {
@@ -169,12 +169,12 @@ func TestStageRecordsOutcomes(t *testing.T) {
 				t.Errorf("decision %+v", r.Decision)
 			}
 			if p := r.Principal; p == nil || *p != (Principal{Kind: "agent", ID: "spiffe://example.org/agent/bot",
-				OnBehalfOf: "alice", AuthMethod: "api_key", CredentialID: "key_01"}) {
+				OnBehalfOf: "alice", AuthMethod: "api_key", CredentialID: "key_01", Issuer: "warden"}) {
 				t.Errorf("principal %+v", r.Principal)
 			}
-			if r.Route != "openai" || r.Segment != "inference" || r.Upstream != "https://api.openai.example" ||
-				r.Action != "chat.completions" || r.Model != "gpt-4o-mini" || !r.Stream {
-				t.Errorf("route fields: %+v", r)
+			if r.Resource == nil || *r.Resource != (Resource{Route: "openai", Segment: "inference", API: "openai", Model: "gpt-4o-mini"}) ||
+				r.Upstream != "https://api.openai.example" || r.Action != "chat.completions" || !r.Stream {
+				t.Errorf("resource fields: %+v %+v", r, r.Resource)
 			}
 		})
 	}
@@ -183,14 +183,14 @@ func TestStageRecordsOutcomes(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestStageRefusesWhenUnhealthy(t *testing.T) {
-	cf := &countingFile{}
-	l, path := openTemp(t, Options{wrapFile: func(f logFile) logFile { cf.logFile = f; return cf }})
-	cf.failSync = errors.New("EIO")
+	fs := newFaults()
+	l, _ := openTemp(t, Options{wrap: fs.wrap})
+	fs.set(func(f *faults) { f.failSync["seg"] = errors.New("EIO") })
 	_ = l.Append(context.Background(), sampleRecord(1)) // fails the log
 	if l.Healthy() == nil {
 		t.Fatal("log still healthy")
 	}
-	writes := cf.writes
+	writes := fs.count(fs.writes, "seg")
 	s := NewStage(l, quietLogger())
 	for range 3 {
 		ex := newExchange(context.Background())
@@ -207,11 +207,10 @@ func TestStageRefusesWhenUnhealthy(t *testing.T) {
 			t.Error("the stage wrote a response itself")
 		}
 	}
-	if cf.writes != writes {
+	if fs.count(fs.writes, "seg") != writes {
 		t.Error("an append was attempted on an unhealthy log")
 	}
 	_ = l.Close()
-	_ = path
 
 	// A closed log refuses too.
 	l2, _ := openTemp(t, Options{})
@@ -242,10 +241,10 @@ func TestStageAppendFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cf := &countingFile{}
-			l, _ := openTemp(t, Options{wrapFile: func(f logFile) logFile { cf.logFile = f; return cf }})
+			fs := newFaults()
+			l, _ := openTemp(t, Options{wrap: fs.wrap})
 			defer l.Close()
-			cf.failWrite = errors.New("no space left on device")
+			fs.set(func(f *faults) { f.failWrite["seg"] = errors.New("no space left on device") })
 			var logs bytes.Buffer
 			s := NewStage(l, slog.New(slog.NewTextHandler(&logs, nil)))
 			called := false
@@ -336,11 +335,15 @@ func TestStageRecordsNoSecrets(t *testing.T) {
 		return nil
 	})
 	l.Close()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	var data []byte
+	for _, p := range segFiles(t, path) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, b...)
 	}
-	for _, secret := range []string{"SECRET", "4111", "sk-", "api_key=", "messages"} {
+	for _, secret := range []string{"SECRET", "4111 1111", "sk-", "api_key=", "messages"} {
 		if bytes.Contains(data, []byte(secret)) {
 			t.Errorf("the audit log contains %q:\n%s", secret, data)
 		}
@@ -365,7 +368,103 @@ func TestStageConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	l.Close()
-	if rep, err := Verify(path); err != nil || rep.Records != 50 {
+	if rep, err := verify(t, path); err != nil || rep.Records != 50 {
 		t.Errorf("Verify: %+v %v", rep, err)
+	}
+}
+
+// The record carries what the later stages did: obligations, findings,
+// grants and usage; at audit level "full" also the request's header names
+// and the digest of the response body.
+func TestStageRecordsStagesOutcomes(t *testing.T) {
+	const answer = `{"choices":[{"message":{"content":"hi"}}]}`
+	tests := []struct {
+		name      string
+		level     string
+		early     bool // a byte is sent before the audit level is set
+		wantFull  bool
+		wantRespH bool
+	}{
+		{"standard level", "", false, false, false},
+		{"full level", "full", false, true, true},
+		{"full level set after bytes were sent", "full", true, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, dir := openTemp(t, Options{})
+			s := NewStage(l, quietLogger())
+			ex := newExchange(context.Background())
+			orig := ex.Writer
+			_ = s.Handle(ex, func(ex *gateway.Exchange) error {
+				identified(ex)
+				if tt.early {
+					ex.Writer.WriteHeader(http.StatusOK)
+					_, _ = ex.Writer.Write([]byte("x"))
+				}
+				ex.Decision = &gateway.Decision{Allow: true, PolicyVersion: "v9"}
+				ex.Obligations = gateway.Obligations{MaxTokens: 256, AuditLevel: tt.level, Applied: []string{"cap_max_tokens:256"},
+					Mask: map[string]string{"email": "mask"}}
+				ex.Grants = []gateway.Grant{{ID: "grant-7", Reason: "incident 42", Principal: "bot"}}
+				ex.Findings = []gateway.Finding{{Guard: "dlp", Type: "email", Class: "pii", Where: "request", Start: 10, End: 27, Action: "masked"}}
+				ex.Usage = gateway.Usage{PromptTokens: 11, CompletionTokens: 22, Reported: true}
+				ex.Tool = "search"
+				_, _ = ex.Writer.Write([]byte(answer))
+				return nil
+			})
+			if ex.Writer != orig {
+				t.Error("the exchange's writer was not restored")
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r := onlyRecord(t, dir)
+			if o := r.Obligations; o == nil || o.MaxTokens != 256 || o.AuditLevel != tt.level || len(o.Applied) != 1 || o.Mask["email"] != "mask" {
+				t.Errorf("obligations %+v", r.Obligations)
+			}
+			if len(r.Grants) != 1 || r.Grants[0] != "grant-7" {
+				t.Errorf("grants %v", r.Grants)
+			}
+			if len(r.Findings) != 1 || r.Findings[0] != (Finding{Guard: "dlp", Type: "email", Class: "pii", Where: "request", Start: 10, End: 27, Action: "masked"}) {
+				t.Errorf("findings %+v", r.Findings)
+			}
+			if u := r.Usage; u == nil || *u != (Usage{PromptTokens: 11, CompletionTokens: 22, Reported: true}) {
+				t.Errorf("usage %+v", r.Usage)
+			}
+			if r.Resource == nil || r.Resource.Tool != "search" {
+				t.Errorf("resource %+v", r.Resource)
+			}
+			if (r.Full != nil) != tt.wantFull {
+				t.Fatalf("full %+v, want present: %v", r.Full, tt.wantFull)
+			}
+			if r.Full == nil {
+				return
+			}
+			if strings.Join(r.Full.RequestHeaders, ",") != "Authorization" {
+				t.Errorf("request headers %v", r.Full.RequestHeaders)
+			}
+			sum := sha256.Sum256([]byte(answer))
+			if got := r.Full.ResponseSHA256; tt.wantRespH != (got == hex.EncodeToString(sum[:])) || (!tt.wantRespH && got != "") {
+				t.Errorf("response sha256 %q", got)
+			}
+		})
+	}
+}
+
+// Flushing (SSE) reaches the client's writer through the audit stage.
+func TestStageKeepsFlushing(t *testing.T) {
+	l, _ := openTemp(t, Options{})
+	defer l.Close()
+	rec := httptest.NewRecorder()
+	ex := newExchange(context.Background())
+	ex.Writer = gateway.NewResponseWriter(rec)
+	_ = NewStage(l, quietLogger()).Handle(ex, func(ex *gateway.Exchange) error {
+		_, _ = ex.Writer.Write([]byte("data: 1\n\n"))
+		if err := http.NewResponseController(ex.Writer).Flush(); err != nil {
+			t.Errorf("flush: %v", err)
+		}
+		return nil
+	})
+	if !rec.Flushed || rec.Body.String() != "data: 1\n\n" {
+		t.Errorf("flushed %v body %q", rec.Flushed, rec.Body.String())
 	}
 }

@@ -2,278 +2,421 @@ package audit
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
-// rechain recomputes prev and hash of lines[from:] (each ending in "\n") as
-// an attacker with write access would, so that only what they could not fix
-// remains detectable.
-func rechain(t *testing.T, lines [][]byte, from int) {
+// reindex rewrites the index field of a stored record, as someone moving
+// records around and hiding it would.
+func reindex(t testing.TB, rec []byte, i int) []byte {
 	t.Helper()
-	var prev [32]byte
-	if from > 0 {
-		_, h, err := splitHash(bytes.TrimSuffix(lines[from-1], []byte("\n")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hex.Decode(prev[:], h)
+	old, err := storedIndex(rec)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := from; i < len(lines); i++ {
-		lines[i] = forge(t, lines[i], prev)
-		_, h, _ := splitHash(bytes.TrimSuffix(lines[i], []byte("\n")))
-		hex.Decode(prev[:], h)
-	}
+	return bytes.Replace(rec, fmt.Appendf(nil, `{"index":%d,`, old), fmt.Appendf(nil, `{"index":%d,`, i), 1)
 }
 
-// forge rewrites line's prev to prev and recomputes its hash.
-func forge(t *testing.T, line []byte, prev [32]byte) []byte {
+// setCheckpoint replaces the log's checkpoint history by one checkpoint.
+func setCheckpoint(t testing.TB, dir string, size int64, signed []byte) {
 	t.Helper()
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	i := bytes.LastIndex(line, []byte(`,"prev":"`))
-	if i < 0 {
-		t.Fatalf("no prev in %s", line)
+	p := append(make([]byte, 0, 8+len(signed)), byte(size>>56), byte(size>>48), byte(size>>40), byte(size>>32),
+		byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
+	p = append(p, signed...)
+	data := appendFrame(fileHeader(checkpointMagic, 0), p)
+	if err := os.WriteFile(filepath.Join(dir, checkpointsFile), data, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	body := append(bytes.Clone(line[:i]), `,"prev":"`+hex.EncodeToString(prev[:])+`","hash":""}`...)
-	sum := sha256.Sum256(append(prev[:], body...))
-	out := append(body[:len(body)-2], hex.EncodeToString(sum[:])+`"}`+"\n"...)
-	return out
 }
 
 func TestVerifyDetectsTampering(t *testing.T) {
-	const n = 5
+	const n = 20
+	k, other := keys(t)
+	var deletedFirst int64
 	tests := []struct {
-		name       string
-		tamper     func(t *testing.T, lines [][]byte) [][]byte
-		wantLine   int
-		wantReason string
+		name      string
+		tamper    func(t *testing.T, dir string, recs [][]byte)
+		wantIndex int64
+		wantEnd   int64 // 0: a single entry
+		want      string
 	}{
-		{"changed byte in a field", func(t *testing.T, l [][]byte) [][]byte {
-			l[2] = bytes.Replace(l[2], []byte(`"status":200`), []byte(`"status":201`), 1)
-			return l
-		}, 3, "hash mismatch"},
-		{"changed byte in the time", func(t *testing.T, l [][]byte) [][]byte {
-			l[1] = bytes.Replace(l[1], []byte(`2026-03-01T12`), []byte(`2026-03-01T13`), 1)
-			return l
-		}, 2, "hash mismatch"},
-		{"whitespace added", func(t *testing.T, l [][]byte) [][]byte {
-			l[3] = bytes.Replace(l[3], []byte(`,"method"`), []byte(`, "method"`), 1)
-			return l
-		}, 4, "hash mismatch"},
-		{"deleted record", func(t *testing.T, l [][]byte) [][]byte {
-			return append(l[:2], l[3:]...)
-		}, 3, "seq is 4, want 3"},
-		{"deleted first record", func(t *testing.T, l [][]byte) [][]byte {
-			return l[1:]
-		}, 1, "seq is 2, want 1"},
-		{"inserted copy", func(t *testing.T, l [][]byte) [][]byte {
-			return append(l[:2], append([][]byte{bytes.Clone(l[1])}, l[2:]...)...)
-		}, 3, "seq is 2, want 3"},
-		{"inserted forged record chained to its predecessor", func(t *testing.T, l [][]byte) [][]byte {
-			fake := bytes.Replace(l[2], []byte(`"req-0003"`), []byte(`"req-fake"`), 1)
-			var prev [32]byte
-			_, h, _ := splitHash(bytes.TrimSuffix(l[1], []byte("\n")))
-			hex.Decode(prev[:], h)
-			fake = forge(t, fake, prev) // seq 3, correct prev and hash
-			return append(l[:2], append([][]byte{fake}, l[2:]...)...)
-		}, 4, "seq is 3, want 4"},
-		{"two records swapped", func(t *testing.T, l [][]byte) [][]byte {
-			l[1], l[2] = l[2], l[1]
-			return l
-		}, 2, "seq is 3, want 2"},
-		{"changed hash", func(t *testing.T, l [][]byte) [][]byte {
-			i := bytes.LastIndex(l[2], []byte(`"hash":"`)) + len(`"hash":"`)
-			if l[2][i] == '0' {
-				l[2][i] = '1'
-			} else {
-				l[2][i] = '0'
+		{"a byte of a record changed, frame fixed up", func(t *testing.T, dir string, recs [][]byte) {
+			recs[7] = bytes.Replace(recs[7], []byte(`"status":200`), []byte(`"status":201`), 1)
+			writeRecords(t, dir, recs)
+		}, 7, 0, "does not match its stored hash"},
+		{"a byte of a record changed in place", func(t *testing.T, dir string, recs [][]byte) {
+			for _, p := range segFiles(t, dir) {
+				data, _ := os.ReadFile(p)
+				if i := bytes.Index(data, []byte(`"request_id":"req-0007"`)); i >= 0 {
+					data[i+len(`"request_id":"req-`)] = '9'
+					if err := os.WriteFile(p, data, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
-			return l
-		}, 3, "hash mismatch"},
-		{"changed record with its hash recomputed", func(t *testing.T, l [][]byte) [][]byte {
-			var prev [32]byte
-			_, h, _ := splitHash(bytes.TrimSuffix(l[1], []byte("\n")))
-			hex.Decode(prev[:], h)
-			l[2] = forge(t, bytes.Replace(l[2], []byte(`"allow":true`), []byte(`"allow":false`), 1), prev)
-			return l
-		}, 4, "prev does not match"},
-		{"forged prev", func(t *testing.T, l [][]byte) [][]byte {
-			var prev [32]byte
-			prev[0] = 1
-			l[2] = forge(t, l[2], prev) // hash consistent with the forged prev
-			return l
-		}, 3, "prev does not match"},
-		{"renumbered after a deletion, hashes not recomputed", func(t *testing.T, l [][]byte) [][]byte {
-			l = append(l[:2], l[3:]...)
-			for i := 2; i < len(l); i++ {
-				l[i] = bytes.Replace(l[i], []byte(`{"seq":`+string(rune('0'+i+2))), []byte(`{"seq":`+string(rune('0'+i+1))), 1)
+		}, 7, 0, "checksum"},
+		{"a record deleted", func(t *testing.T, dir string, recs [][]byte) {
+			writeRecords(t, dir, append(recs[:7:7], recs[8:]...))
+		}, 7, 0, "position 7 is record 8"},
+		{"a record deleted and the rest renumbered", func(t *testing.T, dir string, recs [][]byte) {
+			out := append(recs[:7:7], recs[8:]...)
+			for i := 7; i < len(out); i++ {
+				out[i] = reindex(t, out[i], i)
 			}
-			return l
-		}, 3, "prev does not match"},
-		{"hash field duplicated", func(t *testing.T, l [][]byte) [][]byte {
-			l[0] = bytes.Replace(l[0], []byte(`{"seq":1,`), []byte(`{"seq":1,"hash":"x",`), 1)
-			return l
-		}, 1, "hash mismatch"},
-		{"torn tail", func(t *testing.T, l [][]byte) [][]byte {
-			l[4] = l[4][:len(l[4])-1]
-			return l
-		}, 5, "torn tail"},
-		{"empty line", func(t *testing.T, l [][]byte) [][]byte {
-			return append(l[:1], append([][]byte{[]byte("\n")}, l[1:]...)...)
-		}, 2, "empty line"},
-		{"not JSON", func(t *testing.T, l [][]byte) [][]byte {
-			l[1] = append([]byte("#"), l[1]...)
-			return l
-		}, 2, "not a JSON record"},
-		{"trailing data", func(t *testing.T, l [][]byte) [][]byte {
-			l[1] = append([]byte(`{} `), l[1]...)
-			return l
-		}, 2, "data after the object"},
-		{"uppercase hex", func(t *testing.T, l [][]byte) [][]byte {
-			i := bytes.LastIndex(l[0], []byte(`"hash":"`)) + len(`"hash":"`)
-			copy(l[0][i:], bytes.ToUpper(l[0][i:i+64]))
-			return l
-		}, 1, "lowercase hex"},
-		{"line too long", func(t *testing.T, l [][]byte) [][]byte {
-			return append(l, append(bytes.Repeat([]byte("x"), MaxLineBytes+1), '\n'))
-		}, 6, "longer than"},
+			writeRecords(t, dir, out)
+		}, 7, 0, "does not match its stored hash"},
+		{"a record inserted", func(t *testing.T, dir string, recs [][]byte) {
+			forged := reindex(t, bytes.Replace(recs[7], []byte("req-0007"), []byte("req-forged"), 1), 7)
+			writeRecords(t, dir, append(append(recs[:7:7], forged), recs[7:]...))
+		}, 7, 0, "does not match its stored hash"},
+		{"two records swapped", func(t *testing.T, dir string, recs [][]byte) {
+			recs[7], recs[8] = recs[8], recs[7]
+			writeRecords(t, dir, recs)
+		}, 7, 0, "position 7 is record 8"},
+		{"two records swapped and renumbered", func(t *testing.T, dir string, recs [][]byte) {
+			recs[7], recs[8] = reindex(t, recs[8], 7), reindex(t, recs[7], 8)
+			writeRecords(t, dir, recs)
+		}, 7, 0, "does not match its stored hash"},
+		{"an interior stored hash changed", func(t *testing.T, dir string, recs [][]byte) {
+			p := filepath.Join(dir, hashesFile)
+			data, _ := os.ReadFile(p)
+			// Record 11 completes the subtree of records 8..11 (level 2).
+			at := (tlog.StoredHashIndex(0, 11) + 2) * tlog.HashSize
+			data[at] ^= 1
+			if err := os.WriteFile(p, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, 11, 0, "hashes file was altered"},
+		{"records rewritten and hashes recomputed", func(t *testing.T, dir string, recs [][]byte) {
+			recs[12] = bytes.Replace(recs[12], []byte(`"allow":true`), []byte(`"allow":false`), 1)
+			writeRecords(t, dir, recs)
+			rebuildHashes(t, dir, recs)
+		}, 10, 15, "hashes recomputed"},
+		{"the last records deleted with their hashes", func(t *testing.T, dir string, recs [][]byte) {
+			writeRecords(t, dir, recs[:17])
+			rebuildHashes(t, dir, recs[:17])
+		}, 17, 20, "shorter than its checkpoint"},
+		{"records cut from the end, their hashes kept", func(t *testing.T, dir string, recs [][]byte) {
+			writeRecords(t, dir, recs[:10])
+		}, 10, 20, "acknowledged records were deleted or cut off"},
+		{"a middle segment deleted", func(t *testing.T, dir string, recs [][]byte) {
+			segs := segFiles(t, dir)
+			if len(segs) < 3 {
+				t.Fatalf("%d segments, want 3 or more", len(segs))
+			}
+			deletedFirst, _ = parseSegName(filepath.Base(segs[1]))
+			if err := os.Remove(segs[1]); err != nil {
+				t.Fatal(err)
+			}
+		}, -1, 0, "the segment ends before this record"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeLog(t, n)
-			if _, err := Verify(path); err != nil {
-				t.Fatalf("intact log: %v", err)
-			}
-			lines := tt.tamper(t, readLines(t, path))
-			if err := os.WriteFile(path, bytes.Join(lines, nil), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			rep, err := Verify(path)
+			dir := writeLog(t, n, Options{CheckpointEvery: 5, SegmentBytes: 4 << 10})
+			tt.tamper(t, dir, rawRecords(t, dir))
+			_, err := Verify(dir, k.VerifierKey())
 			var ve *VerifyError
 			if !errors.As(err, &ve) {
-				t.Fatalf("Verify = %+v, %v; want a *VerifyError", rep, err)
+				t.Fatalf("Verify: %v, want a *VerifyError", err)
 			}
-			if ve.Line != tt.wantLine || !strings.Contains(ve.Reason, tt.wantReason) {
-				t.Errorf("got line %d %q; want line %d %q", ve.Line, ve.Reason, tt.wantLine, tt.wantReason)
+			if tt.wantIndex < 0 { // the first record of the deleted segment
+				tt.wantIndex = deletedFirst
 			}
-			if rep.Records != uint64(tt.wantLine-1) {
-				t.Errorf("report covers %d records, want %d before the bad line", rep.Records, tt.wantLine-1)
+			if ve.Index != tt.wantIndex || (tt.wantEnd != 0 && ve.End != tt.wantEnd) {
+				t.Errorf("first bad entry %d..%d, want %d..%d: %v", ve.Index, ve.End, tt.wantIndex, tt.wantEnd, ve)
 			}
-			if !strings.Contains(err.Error(), path) {
-				t.Errorf("error %q does not name the file", err)
+			if !strings.Contains(ve.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", ve, tt.want)
 			}
 		})
 	}
+
+	t.Run("a checkpoint signed by another key", func(t *testing.T) {
+		dir := writeLog(t, 3, Options{})
+		signed, err := other.sign(testOrigin, tlog.Tree{N: 3, Hash: tlog.Hash{1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		setCheckpoint(t, dir, 3, signed)
+		_, err = Verify(dir, k.VerifierKey())
+		var ce *CheckpointError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "not signed by the verifier key") {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("a checkpoint's size altered", func(t *testing.T) {
+		dir := writeLog(t, 3, Options{})
+		rep, _ := verify(t, dir)
+		altered := bytes.Replace(rep.Checkpoint.Signed, []byte("\n3\n"), []byte("\n2\n"), 1)
+		setCheckpoint(t, dir, 2, altered)
+		_, err := Verify(dir, k.VerifierKey())
+		var ce *CheckpointError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "does not verify") {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("the verifier key of another log", func(t *testing.T) {
+		dir := writeLog(t, 3, Options{})
+		_, err := Verify(dir, mustKey(t, "another/log").VerifierKey())
+		var ce *CheckpointError
+		if !errors.As(err, &ce) {
+			t.Fatalf("err %v", err)
+		}
+	})
 }
 
-// A fully rechained rewrite and a truncated tail are valid chains: without
-// an anchored head (signed checkpoints) they are not detectable. This test
-// documents that limit; "warden audit verify" prints the head so that
-// operators can compare.
-func TestVerifyLimits(t *testing.T) {
-	path := writeLog(t, 5)
-	orig, err := Verify(path)
+// A log longer than its checkpoint verifies; the tail is counted and
+// checked record by record.
+func TestVerifyTail(t *testing.T) {
+	dir := writeLog(t, 8, Options{CheckpointEvery: 5})
+	k, _ := keys(t)
+	b, err := OpenFileBackend(dir, FileOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := readLines(t, path)
-	if err := os.WriteFile(path, bytes.Join(lines[:4], nil), 0o600); err != nil {
+	cp5, err := FindCheckpoint(context.Background(), b, k.Verifier(), 5)
+	b.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(path)
-	if err != nil || rep.Records != 4 || rep.Head == orig.Head {
-		t.Errorf("truncated: %+v %v", rep, err)
+	setCheckpoint(t, dir, 5, cp5.Signed) // the checkpoint of 8 was never made
+	rep, err := verify(t, dir)
+	if err != nil || rep.Records != 8 || rep.Checkpointed() != 5 || rep.Tail != 3 {
+		t.Fatalf("%+v %v", rep, err)
 	}
-	lines[2] = bytes.Replace(lines[2], []byte(`"allow":true`), []byte(`"allow":false`), 1)
-	rechain(t, lines, 2)
-	if err := os.WriteFile(path, bytes.Join(lines, nil), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rep, err = Verify(path)
-	if err != nil || rep.Head == orig.Head {
-		t.Errorf("rechained: %+v %v; the head must differ", rep, err)
-	}
-}
-
-func TestVerifyMissingFile(t *testing.T) {
-	_, err := Verify(t.TempDir() + "/nope")
+	// A changed record in the tail is found too.
+	recs := rawRecords(t, dir)
+	recs[6] = bytes.Replace(recs[6], []byte("req-0006"), []byte("req-0666"), 1)
+	writeRecords(t, dir, recs)
 	var ve *VerifyError
-	if !errors.Is(err, os.ErrNotExist) || errors.As(err, &ve) {
-		t.Errorf("err %v", err)
+	if _, err := verify(t, dir); !errors.As(err, &ve) || ve.Index != 6 {
+		t.Fatalf("tail record changed: %v", err)
+	}
+	// No checkpoint at all: everything is tail.
+	if err := os.WriteFile(filepath.Join(dir, checkpointsFile), fileHeader(checkpointMagic, 0), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir2 := writeLog(t, 8, Options{})
+	if err := os.WriteFile(filepath.Join(dir2, checkpointsFile), fileHeader(checkpointMagic, 0), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := verify(t, dir2); err != nil || rep.Checkpoint != nil || rep.Tail != 8 {
+		t.Fatalf("no checkpoint: %+v %v", rep, err)
 	}
 }
 
-// noSync skips fsync: fuzz seeds need no durability, and each fuzz worker
-// builds them.
-type noSync struct{ logFile }
-
-func (noSync) Sync() error { return nil }
-
-func seedLog(f *testing.F) []byte {
-	l, path := openTemp(f, Options{wrapFile: func(lf logFile) logFile { return noSync{lf} }})
-	appendN(f, l, 1, 3)
-	if err := l.Close(); err != nil {
-		f.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
+func TestVerifyOptions(t *testing.T) {
+	k, _ := keys(t)
+	ctx := context.Background()
+	dir := writeLog(t, 12, Options{CheckpointEvery: 4})
+	b, err := OpenFileBackend(dir, FileOptions{ReadOnly: true})
 	if err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
-	return data
+	defer b.Close()
+	old, err := FindCheckpoint(ctx, b, k.Verifier(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Against an older checkpoint: the rest is tail.
+	rep, err := VerifyBackend(ctx, b, VerifyOptions{Verifier: k.Verifier(), Checkpoint: old.Signed, Workers: 3})
+	if err != nil || rep.Checkpointed() != 4 || rep.Tail != 8 {
+		t.Fatalf("older checkpoint: %+v %v", rep, err)
+	}
+	if _, err := VerifyBackend(ctx, b, VerifyOptions{Verifier: k.Verifier(), Origin: "other/origin"}); err == nil {
+		t.Error("another origin verified")
+	}
+	if _, err := VerifyBackend(ctx, b, VerifyOptions{}); err == nil {
+		t.Error("verified without a key")
+	}
+
+	// A witness's copy: consistent, from the future, or from a fork.
+	future, _ := k.sign(testOrigin, tlog.Tree{N: 15, Hash: tlog.Hash{9}})
+	fork, _ := k.sign(testOrigin, tlog.Tree{N: 8, Hash: tlog.Hash{9}})
+	rep, err = VerifyBackend(ctx, b, VerifyOptions{Verifier: k.Verifier(), Others: []NamedCheckpoint{
+		{"old", old.Signed}, {"future", future}, {"fork", fork}, {"junk", []byte("junk")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"", "rolled back", "fork", "not a signed note"}
+	for i, o := range rep.Others {
+		if (want[i] == "") != (o.Err == nil) || (o.Err != nil && !strings.Contains(o.Err.Error(), want[i])) {
+			t.Errorf("%s: %v, want %q", o.Name, o.Err, want[i])
+		}
+	}
 }
 
-func FuzzVerify(f *testing.F) {
-	data := seedLog(f)
-	f.Add(data)
-	f.Add(data[:len(data)-1])
-	f.Add(bytes.Replace(data, []byte("req-0002"), []byte("req-0003"), 1))
-	f.Add([]byte("\n\n"))
-	f.Add([]byte(`{"seq":1,"prev":"` + ZeroHash + `","hash":"` + ZeroHash + `"}` + "\n"))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		rep, err := verifyReader(bytes.NewReader(b))
+func TestProveAndConsistency(t *testing.T) {
+	k, _ := keys(t)
+	ctx := context.Background()
+	dir := writeLog(t, 37, Options{CheckpointEvery: 10})
+	b, err := OpenFileBackend(dir, FileOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rep, err := VerifyBackend(ctx, b, VerifyOptions{Verifier: k.Verifier()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := rep.Checkpoint
+	for _, i := range []int64{0, 1, 17, 36} {
+		proof, rec, err := Prove(ctx, b, i, cp)
 		if err != nil {
-			var ve *VerifyError
-			if !errors.As(err, &ve) {
-				t.Fatalf("error is not a *VerifyError: %v", err)
-			}
-			if ve.Line < 1 || rep.Records != uint64(ve.Line-1) {
-				t.Fatalf("report %+v inconsistent with %v", rep, ve)
-			}
-			return
+			t.Fatalf("Prove(%d): %v", i, err)
 		}
-		if lines := bytes.Count(b, []byte("\n")); rep.Records != uint64(lines) || (len(b) > 0 && b[len(b)-1] != '\n') {
-			t.Fatalf("ok with %d records for %d lines", rep.Records, lines)
+		// The proof checks independently, and fails for another record.
+		if err := tlog.CheckRecord(proof, cp.Tree.N, cp.Tree.Hash, i, tlog.RecordHash(rec)); err != nil {
+			t.Errorf("CheckRecord(%d): %v", i, err)
 		}
-		if len(rep.Head) != 64 {
-			t.Fatalf("head %q", rep.Head)
+		if err := tlog.CheckRecord(proof, cp.Tree.N, cp.Tree.Hash, i, tlog.RecordHash(append(rec, ' '))); err == nil {
+			t.Errorf("proof of %d accepted another record", i)
 		}
-	})
+	}
+	if _, _, err := Prove(ctx, b, 37, cp); err == nil {
+		t.Error("proved a record beyond the checkpoint")
+	}
+	for _, size := range []int64{10, 20, 30} {
+		old, err := FindCheckpoint(ctx, b, k.Verifier(), size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof, err := Consistency(b, old, cp)
+		if err != nil {
+			t.Fatalf("Consistency(%d, 37): %v", size, err)
+		}
+		if err := tlog.CheckTree(proof, 37, cp.Tree.Hash, size, old.Tree.Hash); err != nil {
+			t.Errorf("CheckTree: %v", err)
+		}
+	}
+	forked := &Checkpoint{Tree: tlog.Tree{N: 20, Hash: tlog.Hash{7}}}
+	var ve *VerifyError
+	if _, err := Consistency(b, forked, cp); !errors.As(err, &ve) {
+		t.Errorf("a forked checkpoint: %v", err)
+	}
+	if _, err := FindCheckpoint(ctx, b, k.Verifier(), 11); err == nil {
+		t.Error("found a checkpoint of a size never made")
+	}
 }
 
-func FuzzParseLine(f *testing.F) {
-	data := seedLog(f)
-	for _, l := range bytes.Split(data, []byte("\n")) {
-		f.Add(l)
+func TestFindTailReadAll(t *testing.T) {
+	dir := writeLog(t, 7, Options{SegmentBytes: 2 << 10})
+	ctx := context.Background()
+	b, err := OpenFileBackend(dir, FileOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	f.Add([]byte(`{"seq":1,"hash":"` + ZeroHash + `"}`))
-	f.Add([]byte(`{"decision":{"obligations":{"a":1e999}},"hash":"` + ZeroHash + `"}`))
-	f.Fuzz(func(t *testing.T, line []byte) {
-		r, err := parseLine(line)
-		if err != nil {
-			return
+	defer b.Close()
+	for _, tt := range []struct {
+		id   string
+		want string
+	}{{"3", "req-0003"}, {"req-0005", "req-0005"}, {"0", "req-0000"}} {
+		r, raw, err := Find(ctx, b, tt.id)
+		if err != nil || r.RequestID != tt.want || !bytes.Contains(raw, []byte(tt.want)) {
+			t.Errorf("Find(%q): %v %v", tt.id, r.RequestID, err)
 		}
-		// Anything accepted has a well-formed hash field that parsing agrees with.
-		_, h, err := splitHash(line)
-		if err != nil {
-			t.Fatalf("parseLine accepted a line splitHash rejects: %v", err)
+	}
+	for _, id := range []string{"7", "-1", "req-9999", `req" or "x`} {
+		if _, _, err := Find(ctx, b, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Find(%q): %v, want ErrNotFound", id, err)
 		}
-		if r.Hash != string(h) && !bytes.Contains(line[:len(line)-len(h)-2], []byte(`"hash"`)) {
-			t.Fatalf("hash %q, line ends with %q", r.Hash, h)
+	}
+	for _, tt := range []struct{ n, count int }{{1, 1}, {3, 3}, {50, 7}} {
+		recs, err := Tail(ctx, b, tt.n)
+		if err != nil || len(recs) != tt.count || recs[len(recs)-1].RequestID != "req-0006" {
+			t.Errorf("Tail(%d): %d records, %v", tt.n, len(recs), err)
 		}
+	}
+	if _, err := Tail(ctx, b, 0); err == nil {
+		t.Error("Tail(0) succeeded")
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = ReadAll(dir, func(r Record) error {
+		if r.Index != int64(n) {
+			return fmt.Errorf("index %d at %d", r.Index, n)
+		}
+		n++
+		if n == 2 {
+			return stop
+		}
+		return nil
 	})
+	if !errors.Is(err, stop) || n != 2 {
+		t.Errorf("ReadAll: %v after %d", err, n)
+	}
+}
+
+func TestParseVerifierKey(t *testing.T) {
+	k, _ := keys(t)
+	dir := t.TempDir()
+	vfile := filepath.Join(dir, "v.pub")
+	if err := os.WriteFile(vfile, []byte("# comment\n"+k.VerifierKey()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kfile := filepath.Join(dir, "k")
+	if _, _, err := LoadOrCreateKey(kfile, "x/y"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{k.VerifierKey(), " " + k.VerifierKey() + "\n", vfile, kfile} {
+		if _, err := ParseVerifierKey(s); err != nil {
+			t.Errorf("ParseVerifierKey(%q): %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "nonsense", filepath.Join(dir, "missing"), dir} {
+		if _, err := ParseVerifierKey(s); err == nil {
+			t.Errorf("ParseVerifierKey(%q) succeeded", s)
+		}
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "audit.key")
+	k1, created, err := LoadOrCreateKey(path, "warden/audit")
+	if err != nil || !created || k1.Name() != "warden/audit" {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v %v", fi.Mode().Perm(), err)
+	}
+	k2, created, err := LoadOrCreateKey(path, "ignored")
+	if err != nil || created || k2.VerifierKey() != k1.VerifierKey() {
+		t.Fatalf("load: %v %v", created, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKey(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("world-readable key: %v", err)
+	}
+	other := mustKey(t, "warden/audit")
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	tests := []struct {
+		name string
+		text string
+	}{
+		{"empty", ""},
+		{"signer only", lines[1]},
+		{"verifier of another key", lines[1] + "\n" + other.VerifierKey()},
+		{"swapped", lines[2] + "\n" + lines[1]},
+		{"garbage", "PRIVATE+KEY+x\nnope"},
+	}
+	for _, tt := range tests {
+		if _, err := ParseKeyFile([]byte(tt.text)); err == nil {
+			t.Errorf("%s: parsed", tt.name)
+		}
+	}
+	if _, err := ParseKeyFile(data); err != nil {
+		t.Errorf("the generated file: %v", err)
+	}
 }

@@ -872,12 +872,12 @@ func TestLoadChecks(t *testing.T) {
 			rmall(t, dir, "policies")
 			put(t, dir, "policies", "x")
 		}, []want{{"policy.dir", vPolicyDir, "not a directory"}}},
-		{"keys and audit paths are directories", func(t *testing.T, dir string) {
+		{"keys path is a directory, audit path a file", func(t *testing.T, dir string) {
 			mkdir(t, dir, "data/keys.json")
-			mkdir(t, dir, "data/audit.log")
+			put(t, dir, "data/audit.log", `{"seq":1}`+"\n")
 		}, []want{
 			{"keys.path", vKeysPath, "is a directory"},
-			{"audit.path", vAuditPath, "is a directory"},
+			{"audit.path", vAuditPath, "names the log directory"},
 		}},
 		{"validation and file errors together", func(t *testing.T, dir string) {
 			editFile(t, dir, "name: azure.eu", "name: Azure")

@@ -73,7 +73,8 @@ func (c *Config) checkFiles(v *validator) {
 			v.add("policy.dir", err.Error())
 		}
 	}
-	for _, f := range []struct{ field, path string }{{"keys.path", c.Keys.Path}, {"audit.path", c.Audit.Path}} {
+	c.checkAuditFiles(v)
+	for _, f := range []struct{ field, path string }{{"keys.path", c.Keys.Path}} {
 		if f.path == "" || v.failed(f.field) {
 			continue
 		}

@@ -50,6 +50,8 @@ func Load(path string) (*Config, error) {
 	cfg.Dir = filepath.Dir(abs)
 	cfg.resolvePaths()
 	cfg.checkFiles(v)
+	cfg.checkContextFiles(v)
+	cfg.checkGrantsFiles(v)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -533,10 +535,11 @@ func (c *Config) applyDefaults() {
 	if c.Keys.Path == "" {
 		c.Keys.Path = DefaultKeysPath
 	}
-	if c.Audit.Path == "" {
-		c.Audit.Path = DefaultAuditPath
-	}
+	c.applyAuditDefaults()
 	c.applyIdentityDefaults()
+	c.applyContextDefaults()
+	c.applyGrantsDefaults()
+	c.applyPolicyDefaults()
 }
 
 func (c *Config) resolvePaths() {
@@ -559,6 +562,8 @@ func (c *Config) resolvePaths() {
 	}
 	c.Keys.Path = abs(c.Keys.Path)
 	c.Policy.Dir = abs(c.Policy.Dir)
-	c.Audit.Path = abs(c.Audit.Path)
+	c.Policy.Grants.Path = abs(c.Policy.Grants.Path)
+	c.resolveAuditPaths(abs)
 	c.resolveIdentityPaths(abs)
+	c.resolveContextPaths(abs)
 }

@@ -229,7 +229,7 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 	t.step("audit chain verified, one record per request", func() error {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			rep, err := audit.Verify(cfg.Audit.Path)
+			rep, err := audit.Verify(cfg.Audit.Path, cfg.Audit.Checkpoint.KeyFile) // verifier key from the key file
 			if err != nil {
 				return err
 			}
@@ -270,9 +270,9 @@ warden keeps serving. Try it (Ctrl-C to stop):
     -H "Authorization: Bearer %s" -H "Content-Type: application/json" \
     -d '{"model":"warden-standin-small","messages":[{"role":"user","content":"hello"}]}'
 
-  go run ./cmd/warden audit verify --log %s
+  go run ./cmd/warden audit verify --allow-tail --config %s
   go run ./cmd/warden keys list --store %s
-`, certPath, base, appKey, cfg.Audit.Path, cfg.Keys.Path)
+`, certPath, base, appKey, cfgPath, cfg.Keys.Path)
 	<-ctx.Done()
 	return t.passed == t.total, nil
 }
@@ -309,7 +309,9 @@ keys:
 policy:
   dir: policy
 audit:
-  path: data/audit.log
+  path: data/audit
+  checkpoint:
+    key_file: data/audit-checkpoint.key
 `
 
 type tour struct {

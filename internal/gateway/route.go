@@ -42,12 +42,66 @@ var openAIEndpoints = []openAIEndpoint{
 // every other request, and are served by a NativeHandler instead of an upstream.
 var NativeRoute = &Route{Name: "warden", Segment: "control", API: "warden"}
 
-// nativeEndpoints are warden's own endpoints under /v1/warden/. They take
-// precedence over any configured route.
-var nativeEndpoints = map[string]struct{ method, action string }{
-	"/v1/warden/token":      {http.MethodPost, "token.exchange"},    // RFC 8693 token exchange
-	"/v1/warden/mfa/verify": {http.MethodPost, "mfa.verify"},        // TOTP step-up
-	"/v1/warden/revoke":     {http.MethodPost, "credential.revoke"}, // admin: revoke a key, token or subject
+// nativeEndpoints are warden's own endpoints under /v1/warden/: path
+// pattern → method → action. They take precedence over any configured
+// route. A pattern segment "{id}" matches one path segment of id characters
+// (validModelID); the handler reads the id from the path.
+var nativeEndpoints = map[string]map[string]string{
+	"/v1/warden/token":      {http.MethodPost: "token.exchange"},    // RFC 8693 token exchange
+	"/v1/warden/mfa/verify": {http.MethodPost: "mfa.verify"},        // TOTP step-up
+	"/v1/warden/revoke":     {http.MethodPost: "credential.revoke"}, // admin: revoke a key, token or subject
+	// just-in-time grants
+	"/v1/warden/grants":              {http.MethodGet: "grant.list", http.MethodPost: "grant.request"},
+	"/v1/warden/grants/{id}/approve": {http.MethodPost: "grant.approve"},
+	"/v1/warden/grants/{id}/deny":    {http.MethodPost: "grant.deny"},
+	"/v1/warden/grants/{id}/revoke":  {http.MethodPost: "grant.revoke"},
+}
+
+// nativeParamPatterns are the nativeEndpoints patterns with an "{id}"
+// segment, split at "/".
+var nativeParamPatterns = func() [][]string {
+	var out [][]string
+	for pat := range nativeEndpoints {
+		if strings.Contains(pat, "{id}") {
+			out = append(out, strings.Split(pat, "/"))
+		}
+	}
+	return out
+}()
+
+// nativePattern returns the nativeEndpoints pattern p matches, "" if none.
+func nativePattern(p string) string {
+	if _, ok := nativeEndpoints[p]; ok && !strings.Contains(p, "{") {
+		return p
+	}
+	n := strings.Count(p, "/") + 1
+	for _, pat := range nativeParamPatterns {
+		if n != len(pat) {
+			continue
+		}
+		segs := strings.Split(p, "/") // bounded: as many segments as the pattern
+		match := true
+		for i := range pat {
+			if pat[i] == "{id}" && !validModelID(segs[i]) || pat[i] != "{id}" && segs[i] != pat[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return strings.Join(pat, "/")
+		}
+	}
+	return ""
+}
+
+// allowedMethods is the Allow header value for an endpoint's methods.
+func allowedMethods(methods map[string]string) string {
+	out := make([]string, 0, len(methods))
+	for m := range methods {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // genericMethods are the methods an "http" route accepts.
@@ -99,15 +153,16 @@ func (rt *Router) Handle(ex *Exchange, next func(*Exchange) error) error {
 			"protocol upgrades are not supported")
 	}
 	if strings.HasPrefix(p, "/v1/warden/") {
-		ep, ok := nativeEndpoints[p]
+		methods, ok := nativeEndpoints[nativePattern(p)]
 		if !ok {
 			return Errorf(http.StatusNotFound, TypeNotFound, "unknown_endpoint", nil, "unknown endpoint")
 		}
 		ex.Route = NativeRoute
-		if r.Method != ep.method {
-			return methodNotAllowed(ex, ep.method)
+		action, ok := methods[r.Method]
+		if !ok {
+			return methodNotAllowed(ex, allowedMethods(methods))
 		}
-		ex.Action = ep.action
+		ex.Action = action
 		return next(ex)
 	}
 	var e *routeEntry

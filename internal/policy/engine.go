@@ -17,10 +17,12 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
-	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/warden-ai/warden/internal/gateway"
@@ -40,7 +42,8 @@ const (
 var (
 	// ErrEvaluation means the policy is at fault: a Rego runtime error
 	// (conflicting values, a failing built-in) or an output that breaks the
-	// contract (allow not a boolean, reasons not strings, ...).
+	// contract (allow not a boolean, reasons not strings, a malformed
+	// obligation, ...).
 	ErrEvaluation = errors.New("policy evaluation failed")
 	// ErrUnavailable means the engine could not produce a decision: the
 	// caller's context ended, or the evaluation panicked.
@@ -50,18 +53,33 @@ var (
 // query evaluates only the four output rules. Each is wrapped in a
 // comprehension so that an undefined rule yields an empty array instead of
 // making the whole query undefined, and helper rules are evaluated only when
-// an output rule needs them.
-const query = `allow := [x | x := data.warden.authz.allow]; ` +
-	`deny := [x | x := data.warden.authz.deny]; ` +
-	`reasons := [x | x := data.warden.authz.reasons]; ` +
-	`obligations := [x | x := data.warden.authz.obligations]`
+// an output rule needs them. Unification (=) rather than assignment (:=)
+// keeps the result variables' names: the compiler rewrites := variables.
+const query = `allow = [a | a = data.warden.authz.allow]; ` +
+	`deny = [d | d = data.warden.authz.deny]; ` +
+	`reasons = [r | r = data.warden.authz.reasons]; ` +
+	`obligations = [o | o = data.warden.authz.obligations]`
+
+// The query's result variables.
+var (
+	varAllow       = ast.Var("allow")
+	varDeny        = ast.Var("deny")
+	varReasons     = ast.Var("reasons")
+	varObligations = ast.Var("obligations")
+)
 
 // Engine is a compiled policy with its query prepared once. It is immutable
-// and safe for concurrent use; to change the policy, Load a new Engine.
+// and safe for concurrent use; to change the policy, Load a new Engine and
+// Swap it into the Stage.
 type Engine struct {
-	query   rego.PreparedEvalQuery
-	version string
-	files   []string
+	compiler *ast.Compiler
+	qc       ast.QueryCompiler
+	query    ast.Body // compiled
+	store    storage.Store
+	version  string
+	files    []string
+	loadedAt time.Time
+	fields   fieldSet // the input fields the policy can reach; see inputUse
 }
 
 // policyFile is one loaded .rego file.
@@ -71,18 +89,46 @@ type policyFile struct {
 	src  []byte
 }
 
+// snapshot is one read of a policy directory: the policy files and the
+// test files, each sorted by relative path. Compiling and testing the same
+// snapshot means the tests that pass are the tests of the policy loaded.
+type snapshot struct {
+	dir   string
+	files []policyFile // *.rego except *_test.rego
+	tests []policyFile // *_test.rego
+}
+
 // Load reads every *.rego file under dir (recursively, *_test.rego
 // excluded), compiles them once as Rego v1 and prepares the decision query.
 // It fails if dir holds no policy file, if a file does not parse or compile
 // (OPA's error names file:line), or if no file declares package warden.authz.
 func Load(ctx context.Context, dir string) (*Engine, error) {
-	files, err := readPolicyFiles(dir)
+	s, err := readSnapshot(dir)
 	if err != nil {
 		return nil, err
 	}
-	modules := make(map[string]*ast.Module, len(files))
+	return s.compile(ctx)
+}
+
+// compile builds the engine of the snapshot's policy files. A panic in
+// OPA's parser or compiler is an error: a policy file must never take
+// warden down, least of all a file edited while warden runs.
+func (s *snapshot) compile(ctx context.Context) (e *Engine, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = nil, fmt.Errorf("policy: compile %s: %w", s.dir, &panicError{value: r, stack: debug.Stack()})
+		}
+	}()
+	return s.compileUnguarded(ctx)
+}
+
+func (s *snapshot) compileUnguarded(ctx context.Context) (*Engine, error) {
+	if len(s.files) == 0 {
+		return nil, fmt.Errorf("policy: load %s: no policy files (*.rego other than *_test.rego)", s.dir)
+	}
+	modules := make(map[string]*ast.Module, len(s.files))
 	found := false
-	for _, f := range files {
+	for _, f := range s.files {
 		m, err := ast.ParseModuleWithOpts(f.path, string(f.src), ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
 			return nil, fmt.Errorf("policy: parse: %w", err)
@@ -93,24 +139,34 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 		modules[f.path] = m
 	}
 	if !found {
-		return nil, fmt.Errorf("policy: load %s: no file declares package %s", dir, Package)
+		return nil, fmt.Errorf("policy: load %s: no file declares package %s", s.dir, Package)
 	}
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
 	}
-	pq, err := rego.New(
-		rego.Query(query),
-		rego.Compiler(compiler),
-		rego.SetRegoVersion(ast.RegoV1),
-		rego.StrictBuiltinErrors(true),
-		rego.GenerateJSON(keepTerm),
-	).PrepareForEval(ctx)
+	body, err := ast.ParseBodyWithOpts(query, ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err != nil {
 		return nil, fmt.Errorf("policy: prepare query: %w", err)
 	}
-	e := &Engine{query: pq, version: version(files)}
-	for _, f := range files {
+	qc := compiler.QueryCompiler()
+	compiled, err := qc.Compile(body)
+	if err != nil {
+		return nil, fmt.Errorf("policy: prepare query: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("policy: load %s: %w", s.dir, err)
+	}
+	e := &Engine{
+		compiler: compiler,
+		qc:       qc,
+		query:    compiled,
+		store:    inmem.New(),
+		version:  version(s.files),
+		loadedAt: time.Now(),
+		fields:   inputUse(compiler.Modules),
+	}
+	for _, f := range s.files {
 		e.files = append(e.files, f.rel)
 	}
 	return e, nil
@@ -119,19 +175,36 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 // noMetrics skips the per-evaluation metrics OPA would otherwise allocate.
 var noMetrics = metrics.NoOp()
 
-// keepTerm makes the prepared query return *ast.Term values as they are, so
-// that the output is read without a round trip through Go values.
-func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+// noBaseCache is a base-document cache that never holds anything: warden
+// loads no data documents, so there is nothing to cache, and OPA would
+// otherwise allocate a cache for every evaluation.
+type noBaseCache struct{}
 
-// readPolicyFiles returns the policy files under dir sorted by relative path.
-func readPolicyFiles(dir string) ([]policyFile, error) {
-	var files []policyFile
+func (noBaseCache) Get(ast.Ref) ast.Value  { return nil }
+func (noBaseCache) Put(ast.Ref, ast.Value) {}
+
+var _ topdown.BaseCache = noBaseCache{}
+
+// readSnapshot reads the policy and test files under dir, each sorted by
+// relative path. Symbolic links to files are followed; other non-regular
+// files are skipped, and so are files and directories whose names start
+// with a dot: editors' temporary files, and the "..data" and
+// "..<timestamp>" entries through which Kubernetes swaps a mounted
+// ConfigMap (its files are symbolic links into them, so each is read once).
+func readSnapshot(dir string) (*snapshot, error) {
+	s := &snapshot{dir: dir}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		name := d.Name()
-		if d.IsDir() || !strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, "_test.rego") {
+		if strings.HasPrefix(name, ".") && path != dir {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !strings.HasSuffix(name, ".rego") {
 			return nil
 		}
 		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
@@ -145,17 +218,21 @@ func readPolicyFiles(dir string) ([]policyFile, error) {
 		if err != nil {
 			return err
 		}
-		files = append(files, policyFile{rel: filepath.ToSlash(rel), path: path, src: src})
+		f := policyFile{rel: filepath.ToSlash(rel), path: path, src: src}
+		if strings.HasSuffix(name, "_test.rego") {
+			s.tests = append(s.tests, f)
+		} else {
+			s.files = append(s.files, f)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("policy: load %s: %w", dir, err)
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("policy: load %s: no policy files (*.rego other than *_test.rego)", dir)
-	}
-	slices.SortFunc(files, func(a, b policyFile) int { return strings.Compare(a.rel, b.rel) })
-	return files, nil
+	byRel := func(a, b policyFile) int { return strings.Compare(a.rel, b.rel) }
+	slices.SortFunc(s.files, byRel)
+	slices.SortFunc(s.tests, byRel)
+	return s, nil
 }
 
 // version hashes the files' relative paths and contents, each
@@ -174,9 +251,18 @@ func version(files []policyFile) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
+// fingerprint identifies the snapshot's policy and test files together:
+// a change to either is a change to reload.
+func (s *snapshot) fingerprint() string {
+	return version(s.files) + "/" + version(s.tests)
+}
+
 // Version identifies the loaded policy: "sha256:" and the hex SHA-256 over
 // the sorted relative paths and contents of the policy files.
 func (e *Engine) Version() string { return e.version }
+
+// LoadedAt returns when the engine was compiled.
+func (e *Engine) LoadedAt() time.Time { return e.loadedAt }
 
 // Files returns the loaded policy files, relative to the policy dir, sorted.
 func (e *Engine) Files() []string { return slices.Clone(e.files) }
@@ -185,16 +271,19 @@ func (e *Engine) Files() []string { return slices.Clone(e.files) }
 // policy's allow is true and its deny is empty; its Reasons are the deny
 // reasons, the allow reasons, or ReasonDefaultDeny. An error always comes
 // with a deny (Reasons ReasonError or ReasonUnavailable); it wraps
-// ErrEvaluation when the policy is at fault and ErrUnavailable when the
-// engine is. PolicyVersion is always set. Obligations are returned as the
-// policy gave them; see EnforceObligations.
+// ErrEvaluation when the policy is at fault (a malformed value of a known
+// obligation included) and ErrUnavailable when the engine is.
+// PolicyVersion is always set. Obligations are returned as the policy gave
+// them; see EnforceObligations and Stage.Enforce.
 func (e *Engine) Decide(ctx context.Context, in Input) (gateway.Decision, error) {
-	return e.decide(ctx, func() rego.EvalOption { return rego.EvalParsedInput(in.Value()) })
+	return e.decide(ctx, func() (ast.Value, error) { return in.value(&e.fields) }, nil)
 }
 
-// decide evaluates the policy. input returns the option that supplies the
-// input document; it is called under the same panic guard as the evaluation.
-func (e *Engine) decide(ctx context.Context, input func() rego.EvalOption) (d gateway.Decision, err error) {
+// decide evaluates the policy. input builds the input document; it is
+// called under the same panic guard as the evaluation. tracer, if not nil,
+// receives OPA's trace events (Explain); the gateway passes nil and pays
+// nothing for tracing.
+func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tracer topdown.QueryTracer) (d gateway.Decision, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			d, err = e.fail(ErrUnavailable, &panicError{value: r, stack: debug.Stack()})
@@ -203,24 +292,51 @@ func (e *Engine) decide(ctx context.Context, input func() rego.EvalOption) (d ga
 	if err := ctx.Err(); err != nil {
 		return e.fail(ErrUnavailable, err)
 	}
+	v, err := input()
+	if err != nil {
+		return e.fail(ErrUnavailable, fmt.Errorf("input: %w", err))
+	}
 	// Cancel the evaluation when ctx ends. context.AfterFunc costs less than
 	// the goroutine OPA would otherwise start for every evaluation.
 	cancel := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, cancel.Cancel)
 	defer stop()
-	rs, err := e.query.Eval(ctx,
-		input(),
-		rego.EvalExternalCancel(cancel),
-		rego.EvalMetrics(noMetrics),
-	)
+	txn, err := e.store.NewTransaction(ctx)
+	if err != nil {
+		return e.fail(ErrUnavailable, fmt.Errorf("store: %w", err))
+	}
+	defer e.store.Abort(ctx, txn)
+	q := topdown.NewQuery(e.query).
+		WithQueryCompiler(e.qc).
+		WithCompiler(e.compiler).
+		WithStore(e.store).
+		WithTransaction(txn).
+		WithInput(ast.NewTerm(v)).
+		WithStrictBuiltinErrors(true).
+		WithCancel(cancel).
+		WithMetrics(noMetrics).
+		WithBaseCache(noBaseCache{})
+	if tracer != nil {
+		q = q.WithQueryTracer(tracer)
+	}
+	var out output
+	n := 0
+	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
+		n++
+		var rerr error
+		out, rerr = readOutput(qr)
+		return rerr
+	})
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil || topdown.IsCancel(err) {
 			return e.fail(ErrUnavailable, errors.Join(cerr, err))
 		}
 		return e.fail(ErrEvaluation, err)
 	}
-	out, err := readOutput(rs)
-	if err != nil {
+	if n != 1 {
+		return e.fail(ErrEvaluation, fmt.Errorf("query returned %d results, want 1", n))
+	}
+	if err := checkObligations(out.obligations); err != nil {
 		return e.fail(ErrEvaluation, err)
 	}
 	d = gateway.Decision{PolicyVersion: e.version, Obligations: out.obligations}

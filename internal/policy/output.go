@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // output is the policy's answer, read and checked against the contract:
@@ -12,7 +12,8 @@ import (
 //	allow        boolean; undefined means false
 //	deny         set or array of strings; any element denies, each is a reason
 //	reasons      set or array of strings explaining an allow
-//	obligations  object with string keys
+//	obligations  object with string keys; known obligations with a valid
+//	             value (checked by checkObligations)
 type output struct {
 	allow       bool
 	deny        []string
@@ -20,16 +21,11 @@ type output struct {
 	obligations map[string]any
 }
 
-// readOutput reads the result of the prepared query. Anything that does not
-// follow the contract is an error, never a silent allow or deny.
-func readOutput(rs rego.ResultSet) (output, error) {
+// readOutput reads one result of the decision query. Anything that does
+// not follow the contract is an error, never a silent allow or deny.
+func readOutput(b topdown.QueryResult) (output, error) {
 	var out output
-	if len(rs) != 1 {
-		return out, fmt.Errorf("query returned %d results, want 1", len(rs))
-	}
-	b := rs[0].Bindings
-
-	v, err := ruleValue(b, "allow")
+	v, err := ruleValue(b, varAllow)
 	if err != nil {
 		return out, err
 	}
@@ -41,21 +37,21 @@ func readOutput(rs rego.ResultSet) (output, error) {
 		out.allow = bool(allow)
 	}
 
-	if v, err = ruleValue(b, "deny"); err != nil {
+	if v, err = ruleValue(b, varDeny); err != nil {
 		return out, err
 	}
 	if out.deny, err = stringList("deny", v); err != nil {
 		return out, err
 	}
 
-	if v, err = ruleValue(b, "reasons"); err != nil {
+	if v, err = ruleValue(b, varReasons); err != nil {
 		return out, err
 	}
 	if out.reasons, err = stringList("reasons", v); err != nil {
 		return out, err
 	}
 
-	if v, err = ruleValue(b, "obligations"); err != nil {
+	if v, err = ruleValue(b, varObligations); err != nil {
 		return out, err
 	}
 	if out.obligations, err = obligationMap(v); err != nil {
@@ -67,9 +63,9 @@ func readOutput(rs rego.ResultSet) (output, error) {
 // ruleValue returns the value of rule name, nil if the rule is undefined.
 // The query binds each rule to an array of its values: empty when the rule
 // is undefined, one element otherwise.
-func ruleValue(b rego.Vars, name string) (ast.Value, error) {
-	t, ok := b[name].(*ast.Term)
-	if !ok || t == nil {
+func ruleValue(b topdown.QueryResult, name ast.Var) (ast.Value, error) {
+	t := b[name]
+	if t == nil {
 		return nil, fmt.Errorf("query result has no %s binding", name)
 	}
 	arr, ok := t.Value.(*ast.Array)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +21,10 @@ const (
 	msgInternal    = "internal error; the request was not forwarded"
 )
 
+// ReasonObligationNotMet prefixes the reason recorded when an enforcer
+// refused an allowed exchange: "obligation not met: <key>".
+const ReasonObligationNotMet = "obligation not met: "
+
 // Error codes the stage returns.
 const (
 	CodeDenied      = "policy_denied"      // 403: the policy denied, or allowed with an obligation warden cannot enforce
@@ -34,6 +39,7 @@ type Stage struct {
 	engine    atomic.Pointer[Engine]
 	logger    *slog.Logger
 	enforcers map[string]ObligationFunc // set before serving, read-only after
+	input     InputOptions              // set before serving, read-only after
 }
 
 // ObligationFunc enforces one kind of obligation on an allowed exchange. It
@@ -44,6 +50,10 @@ type ObligationFunc func(ex *gateway.Exchange, value any) error
 // Enforce registers the enforcer of an obligation kind. It must be called
 // before the stage serves. An obligation that the policy returns and that
 // has no enforcer here denies the request.
+//
+// warden's own enforcers: EnforceMaxTokens (max_tokens), EnforceAuditLevel
+// (audit_level), mfa.RequireMFA (require_mfa). mask and rate_class get
+// theirs from the guard and limit stages; until those exist they deny.
 func (s *Stage) Enforce(kind string, fn ObligationFunc) {
 	if s.enforcers == nil {
 		s.enforcers = map[string]ObligationFunc{}
@@ -61,6 +71,20 @@ func NewStage(e *Engine, logger *slog.Logger) *Stage {
 	return s
 }
 
+// SetInputOptions sets the time zone and networks the input is built with.
+// It must be called before the stage serves.
+func (s *Stage) SetInputOptions(o InputOptions) { s.input = o }
+
+// Enforced returns the obligation kinds this stage has an enforcer for, sorted.
+func (s *Stage) Enforced() []string {
+	kinds := make([]string, 0, len(s.enforcers))
+	for k := range s.enforcers {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
 // Swap makes e the engine for exchanges that start from now on and returns
 // the previous one. Exchanges in flight finish with the engine they began
 // with. A nil engine makes every exchange fail with 503.
@@ -72,22 +96,19 @@ func (s *Stage) Engine() *Engine { return s.engine.Load() }
 // Handle implements gateway.Stage.
 func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error) error {
 	e := s.engine.Load()
-	var ver string
-	if e != nil {
-		ver = e.version
-	}
-	in, err := NewInput(ex)
-	if err != nil {
-		// A missing principal is a wiring fault, not a client error: fail closed.
-		ex.Decision = &gateway.Decision{Reasons: []string{ReasonError}, PolicyVersion: ver}
-		s.logger.Error("policy: cannot build input", "request_id", ex.ID, "err", err)
-		return gateway.Errorf(http.StatusInternalServerError, gateway.TypeServer, "internal_error", err, msgInternal)
-	}
 	if e == nil {
 		ex.Decision = &gateway.Decision{Reasons: []string{ReasonUnavailable}}
 		err := errors.New("policy: no engine loaded")
 		s.logger.Error("policy: unavailable", "request_id", ex.ID, "err", err)
 		return gateway.Errorf(http.StatusServiceUnavailable, gateway.TypeServer, CodeUnavailable, err, msgUnavailable)
+	}
+	in, err := newInput(ex, s.input, &e.fields)
+	if err != nil {
+		// A missing principal or a value another stage got wrong is a
+		// wiring fault, not a client error: fail closed.
+		ex.Decision = &gateway.Decision{Reasons: []string{ReasonError}, PolicyVersion: e.version}
+		s.logger.Error("policy: cannot build input", "request_id", ex.ID, "err", err)
+		return gateway.Errorf(http.StatusInternalServerError, gateway.TypeServer, "internal_error", err, msgInternal)
 	}
 
 	ctx := ex.Request.Context()
@@ -113,6 +134,7 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 	EnforceObligations(&d)
 	if d.Allow {
 		if err := s.enforce(ex, &d); err != nil {
+			s.logger.Debug("policy: obligation not met", "request_id", ex.ID, "policy_version", d.PolicyVersion, "err", err)
 			return err
 		}
 	}
@@ -126,24 +148,21 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 
 // enforce runs the enforcer of every obligation of an allow, in a fixed
 // (sorted) order. A known obligation without an enforcer turns the allow
-// into a deny: the policy's promise would otherwise be broken silently.
+// into a deny: the policy's promise would otherwise be broken silently. An
+// enforcer that refuses (a step-up challenge, a body it cannot cap) turns
+// the allow into a deny too, and its error ends the exchange; an error
+// that is not a *gateway.Error is an internal fault (500).
 func (s *Stage) enforce(ex *gateway.Exchange, d *gateway.Decision) error {
 	if len(d.Obligations) == 0 {
 		return nil
 	}
-	kinds := make([]string, 0, len(d.Obligations))
-	for k := range d.Obligations {
-		kinds = append(kinds, k)
+	if DenyUnenforced(d, func(kind string) bool { return s.enforcers[kind] != nil }) {
+		return nil // nothing is carried out for a request that will not go on
 	}
-	slices.Sort(kinds)
-	for _, k := range kinds {
-		fn := s.enforcers[k]
-		if fn == nil {
+	for _, k := range slices.Sorted(maps.Keys(d.Obligations)) {
+		if err := s.enforcers[k](ex, d.Obligations[k]); err != nil {
 			d.Allow = false
-			d.Reasons = append(d.Reasons, ReasonUnsupportedObligation+k+" (not enabled on this gateway)")
-			continue
-		}
-		if err := fn(ex, d.Obligations[k]); err != nil {
+			d.Reasons = append(d.Reasons, ReasonObligationNotMet+k)
 			return err
 		}
 	}

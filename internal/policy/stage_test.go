@@ -61,9 +61,21 @@ func TestStage(t *testing.T) {
 			wantStatus: 403, wantCode: CodeDenied, wantReasons: []string{ReasonDefaultDeny}},
 		{name: "deny with reasons", dir: "basic", edit: func(ex *gateway.Exchange) { ex.Model = "bad" },
 			wantStatus: 403, wantCode: CodeDenied, wantReasons: []string{"model bad is blocked"}},
-		{name: "unsupported obligations deny", dir: "obligations",
+		{name: "unknown obligations deny", dir: "obligations", edit: func(ex *gateway.Exchange) { ex.Action = "unknown" },
 			wantStatus: 403, wantCode: CodeDenied,
-			wantReasons: []string{"unsupported obligation: cap", "unsupported obligation: mask"}},
+			wantReasons: []string{"unsupported obligation: cap"}},
+		{name: "known obligations without enforcers deny", dir: "obligations",
+			wantStatus: 403, wantCode: CodeDenied,
+			wantReasons: []string{"unsupported obligation: audit_level (not enabled on this gateway)",
+				"unsupported obligation: mask (not enabled on this gateway)",
+				"unsupported obligation: max_tokens (not enabled on this gateway)",
+				"unsupported obligation: rate_class (not enabled on this gateway)",
+				"unsupported obligation: require_mfa (not enabled on this gateway)"}},
+		{name: "malformed obligation", dir: "obligations", edit: func(ex *gateway.Exchange) { ex.Action = "bad_max_tokens_zero" },
+			wantStatus: 403, wantCode: CodeError, wantReasons: []string{ReasonError}, wantCause: ErrEvaluation, wantLog: "obligation max_tokens"},
+		{name: "input from a broken assessment", dir: "basic", edit: func(ex *gateway.Exchange) {
+			ex.Assessment = &gateway.Assessment{Risk: 7}
+		}, wantStatus: 500, wantCode: "internal_error", wantReasons: []string{ReasonError}, wantCause: ErrInput, wantLog: "level=ERROR"},
 		{name: "empty obligations allow", dir: "basic",
 			edit:     func(ex *gateway.Exchange) { ex.Request.URL.Path = "/empty-obligations" },
 			wantNext: true, wantReasons: []string{"chat completions are open"}},
@@ -163,6 +175,7 @@ func TestStage(t *testing.T) {
 func TestStageObligationsKeptForAudit(t *testing.T) {
 	s := NewStage(mustLoad(t, "testdata/obligations"), nil)
 	ex := newExchange()
+	ex.Action = "unknown"
 	_ = s.Handle(ex, func(*gateway.Exchange) error { return nil })
 	if len(ex.Decision.Obligations) != 2 {
 		t.Errorf("Obligations = %v, want the policy's two obligations kept in the decision", ex.Decision.Obligations)
@@ -280,8 +293,80 @@ func TestStageObligationEnforcers(t *testing.T) {
 			if called || err == nil || gateway.AsError(err).Status != tc.status {
 				t.Fatalf("err %v called %v, want status %d", err, called, tc.status)
 			}
-			if ex.Decision == nil || ex.Decision.Obligations["require_mfa"] != true {
-				t.Fatalf("decision %+v", ex.Decision)
+			if ex.Decision == nil || ex.Decision.Obligations["require_mfa"] != true || ex.Decision.Allow {
+				t.Fatalf("decision %+v, want a deny that keeps the obligation", ex.Decision)
+			}
+			want := "obligation not met: require_mfa"
+			if tc.enforcer == nil {
+				want = "unsupported obligation: require_mfa (not enabled on this gateway)"
+			}
+			if !slices.Contains(ex.Decision.Reasons, want) {
+				t.Errorf("reasons %q lack %q", ex.Decision.Reasons, want)
+			}
+		})
+	}
+}
+
+// TestStageOwnEnforcers runs the obligations through the enforcers the
+// gateway registers (Enforcers: max_tokens, audit_level; no mask, no
+// rate_class, which deny until the guard and limit stages exist).
+func TestStageOwnEnforcers(t *testing.T) {
+	e := mustLoad(t, "testdata/obligations")
+	tests := []struct {
+		action      string
+		body        string
+		wantNext    bool
+		wantReasons []string
+		wantBody    string
+		wantOblig   gateway.Obligations
+	}{
+		{action: "max_tokens", body: `{"model":"m","max_tokens":1000}`, wantNext: true,
+			wantReasons: []string{"allowed with obligations"}, wantBody: `{"model":"m","max_tokens":64}`,
+			wantOblig: gateway.Obligations{MaxTokens: 64, Applied: []string{"max_tokens:64:lowered"}}},
+		{action: "audit_full", body: `{}`, wantNext: true, wantReasons: []string{"allowed with obligations"}, wantBody: `{}`,
+			wantOblig: gateway.Obligations{AuditLevel: "full", Applied: []string{"audit_level:full"}}},
+		{action: "audit_standard", body: `{}`, wantNext: true, wantReasons: []string{"allowed with obligations"}, wantBody: `{}`,
+			wantOblig: gateway.Obligations{MaxTokens: 128, Applied: []string{"audit_level:standard", "max_tokens:128:kept"}}},
+		{action: "mask", body: `{}`, wantReasons: []string{"unsupported obligation: mask (not enabled on this gateway)"}, wantBody: `{}`},
+		{action: "rate_class", body: `{}`, wantReasons: []string{"unsupported obligation: rate_class (not enabled on this gateway)"}, wantBody: `{}`},
+		// One obligation without an enforcer: the others are not carried out.
+		{action: "all", body: `{"max_tokens":1000}`,
+			wantReasons: []string{"unsupported obligation: mask (not enabled on this gateway)",
+				"unsupported obligation: rate_class (not enabled on this gateway)",
+				"unsupported obligation: require_mfa (not enabled on this gateway)"},
+			wantBody: `{"max_tokens":1000}`},
+		{action: "max_tokens", body: `not json`,
+			wantReasons: []string{"allowed with obligations", "obligation not met: max_tokens"}, wantBody: `not json`,
+			wantOblig: gateway.Obligations{MaxTokens: 64}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.action+"/"+tt.body, func(t *testing.T) {
+			s := NewStage(e, nil)
+			for kind, fn := range Enforcers() {
+				s.Enforce(kind, fn)
+			}
+			if got := s.Enforced(); !slices.Equal(got, []string{ObligationAuditLevel, ObligationMaxTokens}) {
+				t.Fatalf("Enforced() = %q", got)
+			}
+			ex := newExchange()
+			ex.Action, ex.Body = tt.action, []byte(tt.body)
+			called := false
+			err := s.Handle(ex, func(*gateway.Exchange) error { called = true; return nil })
+			if called != tt.wantNext || (err == nil) != tt.wantNext || ex.Decision.Allow != tt.wantNext {
+				t.Fatalf("next %v, err %v, allow %v; want next %v", called, err, ex.Decision.Allow, tt.wantNext)
+			}
+			if !tt.wantNext && gateway.AsError(err).Status != http.StatusForbidden {
+				t.Errorf("err = %v, want 403", err)
+			}
+			if !slices.Equal(ex.Decision.Reasons, tt.wantReasons) {
+				t.Errorf("reasons = %q, want %q", ex.Decision.Reasons, tt.wantReasons)
+			}
+			if string(ex.Body) != tt.wantBody {
+				t.Errorf("body = %s, want %s", ex.Body, tt.wantBody)
+			}
+			if ex.Obligations.MaxTokens != tt.wantOblig.MaxTokens || ex.Obligations.AuditLevel != tt.wantOblig.AuditLevel ||
+				!slices.Equal(ex.Obligations.Applied, tt.wantOblig.Applied) {
+				t.Errorf("obligations = %+v, want %+v", ex.Obligations, tt.wantOblig)
 			}
 		})
 	}

@@ -4,13 +4,14 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io/fs"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
 
@@ -42,14 +43,38 @@ const testTimeout = 5 * time.Second
 // sorted by file and line. It returns an error only if the files cannot be
 // loaded or compiled; a dir without tests yields no results.
 func RunTests(ctx context.Context, dir string) ([]TestResult, error) {
-	onlyRego := func(_ string, info fs.FileInfo, _ int) bool {
-		return !info.IsDir() && !strings.HasSuffix(info.Name(), ".rego")
-	}
-	modules, store, err := tester.LoadWithParserOptions([]string{dir}, onlyRego,
-		ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
+	s, err := readSnapshot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("policy: test: load %s: %w", dir, err)
+		return nil, fmt.Errorf("policy: test: %w", err)
 	}
+	return s.runTests(ctx)
+}
+
+// runTests runs the tests of one snapshot, so that what is tested is
+// exactly what is compiled from the same read. A panic while the runner
+// compiles the modules is an error, as in compile. (The tests themselves
+// run on goroutines of OPA's tester, out of reach of a recover here; only
+// a faulty built-in could panic there.)
+func (s *snapshot) runTests(ctx context.Context) (results []TestResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			results, err = nil, fmt.Errorf("policy: test: %w", &panicError{value: r, stack: debug.Stack()})
+		}
+	}()
+	return s.runTestsUnguarded(ctx)
+}
+
+func (s *snapshot) runTestsUnguarded(ctx context.Context) ([]TestResult, error) {
+	modules := make(map[string]*ast.Module, len(s.files)+len(s.tests))
+	for _, f := range slices.Concat(s.files, s.tests) {
+		m, err := ast.ParseModuleWithOpts(f.path, string(f.src),
+			ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
+		if err != nil {
+			return nil, fmt.Errorf("policy: test: parse: %w", err)
+		}
+		modules[f.path] = m
+	}
+	store := inmem.New()
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
 		return nil, fmt.Errorf("policy: test: %w", err)

@@ -119,11 +119,11 @@ func (p *pipeline) verify(b *testing.B, sent int) {
 	if err := p.srv.Close(); err != nil {
 		b.Fatal(err)
 	}
-	rep, err := audit.Verify(p.auditPath)
+	rep, err := audit.Verify(p.auditPath, p.srv.cfg.Audit.Checkpoint.KeyFile)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if rep.Records != uint64(sent) {
+	if rep.Records != int64(sent) {
 		b.Fatalf("audit log has %d records, want %d", rep.Records, sent)
 	}
 }

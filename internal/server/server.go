@@ -23,7 +23,6 @@ import (
 	"github.com/warden-ai/warden/internal/config"
 	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/identity"
-	"github.com/warden-ai/warden/internal/policy"
 	"github.com/warden-ai/warden/internal/telemetry"
 )
 
@@ -33,7 +32,7 @@ type Server struct {
 	logger   *slog.Logger
 	metrics  *telemetry.Metrics
 	keys     *identity.KeyStore
-	policy   *policy.Engine
+	policy   *policyParts // authorize stage, reloader
 	audit    *audit.Log
 	handlers []http.Handler // one per listener: they differ only in the body limit
 	self     *SelfSigned
@@ -76,13 +75,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	}()
 	s.metrics = telemetry.NewMetrics()
 
-	if s.audit, err = audit.Open(cfg.Audit.Path, audit.Options{Logger: s.logger}); err != nil {
+	if s.audit, err = s.openAudit(cfg); err != nil { // internal/server/audit.go
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if s.keys, err = identity.OpenKeyStore(cfg.Keys.Path); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	if s.policy, err = policy.Load(ctx, cfg.Policy.Dir); err != nil {
+	if s.policy, err = s.loadPolicy(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 
@@ -145,7 +144,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	for action, h := range s.ident.native {
 		proxy.HandleNative(action, h)
 	}
-	authorize := policy.NewStage(s.policy, s.logger)
+	grants, err := s.buildGrants(wctx, cfg, proxy)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	assessStage, err := s.buildAssess(wctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	authorize := s.policy.stage
 	for kind, fn := range s.ident.enforcers {
 		authorize.Enforce(kind, fn)
 	}
@@ -158,6 +165,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 			router,
 			identify,
 			&gateway.BodyReader{MaxBytes: l.MaxBodyBytes},
+			assessStage, // ex.Assessment: posture, geo, risk; strips the posture header
+			grants,      // ex.Grants: the principal's active just-in-time grants
 			authorize,
 			proxy,
 		}
@@ -177,6 +186,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 		pollEvery = 250 * time.Millisecond
 	}
 	go s.keys.Watch(wctx, pollEvery, s.logger)
+	s.watchPolicy(wctx)
 	go s.keys.RunLastUsedFlusher(wctx, 0, s.logger) // default interval: once a minute
 	return s, nil
 }
@@ -242,7 +252,7 @@ func (s *Server) Start() error {
 		s.serve(s.admin, ln, "admin")
 	}
 	s.logger.Info("warden started", "listeners", s.ListenerAddrs(), "admin", s.AdminAddr(),
-		"policy_version", s.policy.Version(), "routes", len(s.cfg.Routes))
+		"policy_version", s.policyVersion(), "routes", len(s.cfg.Routes))
 	return nil
 }
 
@@ -303,9 +313,11 @@ func (s *Server) adminMux() http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "policy_version": s.policy.Version()})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "policy_version": s.policyVersion()})
 	})
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /policy", s.handlePolicy)
+	s.auditRoutes(mux) // GET /audit/checkpoint, /audit/key, /audit/status
 	return mux
 }
 

@@ -6,6 +6,7 @@ package telemetry
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,11 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	upstream *prometheus.HistogramVec
+
+	policyReloads *prometheus.CounterVec
+	policyInfo    *prometheus.GaugeVec
+	policyMu      sync.Mutex // orders policy version changes
+	policyVersion string
 }
 
 // NewMetrics registers warden's collectors, plus the Go runtime and process
@@ -41,6 +47,17 @@ func NewMetrics() *Metrics {
 		Help:    "Time from forwarding a request to receiving the upstream's response headers, by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"route"})
+	m.policyReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_policy_reloads_total",
+		Help: "Policy reloads by result: success (new policy in force) or failure (it did not compile or its tests failed; the previous policy stays).",
+	}, []string{"result"})
+	m.policyInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "warden_policy_info",
+		Help: "The policy in force: 1 for its version (sha256 of the policy files), one series at a time.",
+	}, []string{"version"})
+	m.policyReloads.WithLabelValues("success")
+	m.policyReloads.WithLabelValues("failure")
+	m.reg.MustRegister(m.policyReloads, m.policyInfo)
 	m.reg.MustRegister(m.requests, m.latency, m.upstream,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -72,6 +89,32 @@ func (m *Metrics) ObserveExchange(ex *gateway.Exchange, status int, elapsed time
 	if ex.UpstreamStatus != 0 {
 		m.upstream.WithLabelValues(route).Observe(ex.UpstreamTime.Seconds())
 	}
+}
+
+// PolicyVersion records the version of the policy in force; the previous
+// version's series is removed, so that warden_policy_info has one series.
+func (m *Metrics) PolicyVersion(version string) {
+	m.policyMu.Lock()
+	defer m.policyMu.Unlock()
+	if version == m.policyVersion {
+		return
+	}
+	if m.policyVersion != "" {
+		m.policyInfo.DeleteLabelValues(m.policyVersion)
+	}
+	m.policyVersion = version
+	m.policyInfo.WithLabelValues(version).Set(1)
+}
+
+// PolicyReloaded counts a policy reload attempt and, on success, records
+// the new version.
+func (m *Metrics) PolicyReloaded(ok bool, version string) {
+	if !ok {
+		m.policyReloads.WithLabelValues("failure").Inc()
+		return
+	}
+	m.policyReloads.WithLabelValues("success").Inc()
+	m.PolicyVersion(version)
 }
 
 // statusLabel keeps the status label within the valid HTTP range.

@@ -1,0 +1,122 @@
+# Scenario: an AI agent may call only the models and tools granted to the
+# user it acts for, and never more than the agent itself is allowed.
+#
+# An agent (principal.kind "agent") acting for a user carries the user in
+# principal.on_behalf_of (a delegated warden token, docs/identity.md). Then:
+#   - it is entitled to an action only if both the agent's and the user's
+#     catalog entries list it for the segment;
+#   - it may name only models and tools in both lists;
+#   - generative calls carry a max_tokens cap.
+# An agent with no user may only exchange its credential for a delegated
+# token (catalog.agent_solo_actions). Users, too, may name only the models
+# and tools granted to them; the agent rules build on that.
+#
+# Every rule starts with a test of principal.kind or action against a
+# constant, so OPA's rule index skips the rules that cannot apply: a
+# service's request evaluates none of this file.
+package warden.authz
+
+import data.zt.catalog
+import data.zt.lib
+
+# --- delegation --------------------------------------------------------------
+
+deny contains msg if {
+	input.principal.kind == "agent"
+	input.principal.on_behalf_of == ""
+	not catalog.agent_solo_actions[input.resource.segment][input.action]
+	msg := sprintf("agent %s acts for no user: agents may only act on behalf of a registered user", [input.principal.id])
+}
+
+deny contains msg if {
+	input.principal.kind == "agent"
+	not lib.user
+	input.principal.on_behalf_of != ""
+	msg := sprintf("agent %s acts for %q, who is not a registered user", [input.principal.id, input.principal.on_behalf_of])
+}
+
+# --- entitlements ------------------------------------------------------------
+
+# Acting for a user: the intersection of the two entitlements.
+grounds contains msg if {
+	input.principal.kind == "agent"
+	lib.record.entitlements[input.resource.segment][input.action]
+	lib.user.entitlements[input.resource.segment][input.action]
+	lib.known
+	msg := sprintf("delegation: agent %s acting for %s; both are entitled to %s on segment %s", [input.principal.id, input.principal.on_behalf_of, input.action, input.resource.segment])
+}
+
+# On its own: only the solo actions, and only if the agent is entitled.
+grounds contains msg if {
+	input.principal.kind == "agent"
+	input.principal.on_behalf_of == ""
+	catalog.agent_solo_actions[input.resource.segment][input.action]
+	lib.record.entitlements[input.resource.segment][input.action]
+	lib.known
+	msg := sprintf("entitlement: agent %s may %s on segment %s for itself", [input.principal.id, input.action, input.resource.segment])
+}
+
+# --- models and tools ----------------------------------------------------------
+
+# Users and agents name only models granted to them. A request for a model
+# action that names no model is denied too ("" is in no list).
+deny contains msg if {
+	input.principal.kind == "user"
+	catalog.model_actions[input.action]
+	not lib.record.models[input.resource.model]
+	lib.known
+	msg := sprintf("model %q is not granted to user %s", [input.resource.model, input.principal.id])
+}
+
+deny contains msg if {
+	input.principal.kind == "agent"
+	catalog.model_actions[input.action]
+	not lib.record.models[input.resource.model]
+	lib.known
+	msg := sprintf("model %q is not granted to agent %s", [input.resource.model, input.principal.id])
+}
+
+# An agent acting for a user: the model must be granted to the user as well.
+deny contains msg if {
+	input.principal.kind == "agent"
+	catalog.model_actions[input.action]
+	not lib.user.models[input.resource.model]
+	lib.user
+	msg := sprintf("model %q is not granted to %s, for whom agent %s acts", [input.resource.model, input.principal.on_behalf_of, input.principal.id])
+}
+
+deny contains msg if {
+	input.action == "tools.call"
+	input.principal.kind == "user"
+	not lib.record.tools[input.resource.tool]
+	lib.known
+	msg := sprintf("tool %q is not granted to user %s", [input.resource.tool, input.principal.id])
+}
+
+deny contains msg if {
+	input.action == "tools.call"
+	input.principal.kind == "agent"
+	not lib.record.tools[input.resource.tool]
+	lib.known
+	msg := sprintf("tool %q is not granted to agent %s", [input.resource.tool, input.principal.id])
+}
+
+deny contains msg if {
+	input.action == "tools.call"
+	input.principal.kind == "agent"
+	not lib.user.tools[input.resource.tool]
+	lib.user
+	msg := sprintf("tool %q is not granted to %s, for whom agent %s acts", [input.resource.tool, input.principal.on_behalf_of, input.principal.id])
+}
+
+# --- token caps ----------------------------------------------------------------
+
+# An agent's generative calls are capped at the smaller of its own cap and
+# the model's; warden lowers the request's max_tokens to it.
+obligations["max_tokens"] := agent_max_tokens if input.principal.kind == "agent"
+
+agent_max_tokens := min([own, object.get(catalog.model_max_tokens, input.resource.model, own)]) if {
+	input.principal.kind == "agent"
+	catalog.generative_actions[input.action]
+	own := object.get(lib.record, "max_tokens", catalog.default_agent_max_tokens)
+}
