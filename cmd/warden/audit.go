@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/warden-ai/warden/internal/audit"
+	"github.com/warden-ai/warden/internal/audit/pgstore"
 	"github.com/warden-ai/warden/internal/config"
 	"github.com/warden-ai/warden/internal/store/localfile"
 )
@@ -31,8 +32,12 @@ const auditUsage = `usage:
   warden audit export      SOURCE [--from INDEX] [--to INDEX] [--archive DIR]
   warden audit archive     SOURCE [--key VKEY] [--archive DIR]
 
-SOURCE is --config FILE (the log is audit.path, the verifier key comes from
-audit.checkpoint.key_file) or --log DIR (then give --key). VKEY is a verifier
+SOURCE is --config FILE (the log is audit.path, or with audit.backend:
+postgres the schema audit.postgres.schema; the verifier key comes from
+audit.checkpoint.key_file), --log DIR, or --postgres DSN [--schema NAME]
+(a DSN, or env:VAR to read it from the environment variable VAR; schema
+default warden_audit). With --log or --postgres, give --key. PostgreSQL
+logs are read-only here: archive is for the file backend. VKEY is a verifier
 key (name+hash+key, as GET /audit/key on the admin listener prints it) or a
 file holding one. ID is a log index or a request id.
 
@@ -84,6 +89,8 @@ type auditCmd struct {
 	name           string
 	fs             *flag.FlagSet
 	config, log    string
+	postgres       string // DSN, or env:VAR
+	schema         string
 	key            string
 	archive        string
 	stdout, stderr io.Writer
@@ -96,6 +103,8 @@ func newAuditCmd(name string, stdout, stderr io.Writer) *auditCmd {
 	c.fs = flag.NewFlagSet("warden audit "+name, flag.ContinueOnError)
 	c.fs.StringVar(&c.config, "config", "", "warden config `FILE`; the log is its audit.path")
 	c.fs.StringVar(&c.log, "log", "", "audit log `DIR`")
+	c.fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL `DSN` of the log (or env:VAR); never printed with its password")
+	c.fs.StringVar(&c.schema, "schema", pgstore.DefaultSchema, "PostgreSQL `SCHEMA` of the log, with --postgres")
 	return c
 }
 
@@ -136,8 +145,14 @@ func (c *auditCmd) parse(args []string, maxArgs int) ([]string, int, bool) {
 		c.fs.Usage()
 		return nil, exitUsage, false
 	}
-	if (c.config == "") == (c.log == "") {
-		fmt.Fprintf(c.stderr, "%s: give exactly one of --config FILE or --log DIR\n", c.fs.Name())
+	sources := 0
+	for _, src := range []string{c.config, c.log, c.postgres} {
+		if src != "" {
+			sources++
+		}
+	}
+	if sources != 1 {
+		fmt.Fprintf(c.stderr, "%s: give exactly one of --config FILE or --log DIR or --postgres DSN\n", c.fs.Name())
 		return nil, exitUsage, false
 	}
 	if c.config != "" {
@@ -150,7 +165,23 @@ func (c *auditCmd) parse(args []string, maxArgs int) ([]string, int, bool) {
 			return nil, exitFail, false
 		}
 		c.cfg = cfg
-		c.log = cfg.Audit.Path
+		if cfg.Audit.Backend == config.AuditBackendPostgres {
+			dsn, err := cfg.Audit.Postgres.ConnString()
+			if err != nil {
+				fmt.Fprintf(c.stderr, "%s: %v\n", c.fs.Name(), err)
+				return nil, exitFail, false
+			}
+			c.postgres, c.schema = dsn, cfg.Audit.Postgres.Schema
+		} else {
+			c.log = cfg.Audit.Path
+		}
+	} else if name, ok := strings.CutPrefix(c.postgres, "env:"); ok {
+		dsn := strings.TrimSpace(os.Getenv(name))
+		if dsn == "" {
+			fmt.Fprintf(c.stderr, "%s: --postgres env:%s: the variable is not set or empty\n", c.fs.Name(), name)
+			return nil, exitUsage, false
+		}
+		c.postgres = dsn
 	}
 	return pos, exitOK, true
 }
@@ -173,8 +204,15 @@ func (c *auditCmd) verifier() (note.Verifier, int) {
 	return v, exitOK
 }
 
-// open opens the log read-only, with the archive if withArchive.
-func (c *auditCmd) open(withArchive bool) (*audit.FileBackend, error) {
+// open opens the log read-only, with the archive if withArchive (file
+// backend only).
+func (c *auditCmd) open(withArchive bool) (audit.Backend, error) {
+	if c.postgres != "" {
+		if withArchive {
+			return nil, errors.New("--archive is for the file backend; a PostgreSQL log keeps every record")
+		}
+		return pgstore.Open(context.Background(), c.postgres, pgstore.Options{Schema: c.schema, ReadOnly: true})
+	}
 	opts := audit.FileOptions{ReadOnly: true}
 	if withArchive {
 		opts.ArchiveDir = c.archive
@@ -708,6 +746,10 @@ func auditArchive(args []string, stdout, stderr io.Writer) int {
 	c.withArchive("the archive `DIR`; default audit.archive_dir")
 	if _, code, ok := c.parse(args, 0); !ok {
 		return code
+	}
+	if c.postgres != "" {
+		fmt.Fprintf(stderr, "%s: archive is for the file backend; a PostgreSQL log keeps every record in its tables\n", c.fs.Name())
+		return exitUsage
 	}
 	if c.archive == "" && c.cfg != nil {
 		c.archive = c.cfg.Audit.ArchiveDir

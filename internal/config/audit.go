@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -15,7 +16,13 @@ import (
 // Audit is the audit log: an append-only Merkle log with signed checkpoints
 // (docs/audit.md).
 type Audit struct {
-	// Path is the log directory; default "audit.log" (the name of the file
+	// Backend is where the log is stored: "file" (default: the directory
+	// Path) or "postgres" (a schema in the PostgreSQL database of
+	// Postgres; Path is then not used).
+	Backend string `yaml:"backend"`
+	// Postgres is the database of backend: postgres.
+	Postgres AuditPostgres `yaml:"postgres"`
+	// Path is the log directory of backend: file; default "audit.log" (the name of the file
 	// older wardens wrote). It is created (mode 0700) at the first start.
 	Path string `yaml:"path"`
 	// Mode is "sync" (default: a request is answered only once its record
@@ -27,6 +34,42 @@ type Audit struct {
 	Checkpoint AuditCheckpoint `yaml:"checkpoint"`
 	// ArchiveDir is where `warden audit archive` moves old segments.
 	ArchiveDir string `yaml:"archive_dir"`
+}
+
+// AuditPostgres is the PostgreSQL database holding the log.
+type AuditPostgres struct {
+	// DSN is the connection string (a postgres:// URL or key=value
+	// pairs). It may hold a password: prefer DSNEnv. Warden never logs the
+	// password.
+	DSN string `yaml:"dsn"`
+	// DSNEnv names the environment variable holding the DSN, read when
+	// the log is opened. Exactly one of DSN and DSNEnv is set.
+	DSNEnv string `yaml:"dsn_env"`
+	// Schema is the PostgreSQL schema of the log's tables, created at the
+	// first start; default "warden_audit". One schema holds one log, and
+	// only one warden writes it at a time.
+	Schema string `yaml:"schema"`
+	// Timeout bounds each database operation; a request whose record
+	// cannot be committed within it is refused (503). Default 10s; 100ms
+	// to 5m.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// ConnString returns the DSN: DSN, or the value of the variable DSNEnv.
+func (p *AuditPostgres) ConnString() (string, error) {
+	switch {
+	case p.DSN != "" && p.DSNEnv != "":
+		return "", errors.New("config: audit.postgres: both dsn and dsn_env are set; use one")
+	case p.DSN != "":
+		return p.DSN, nil
+	case p.DSNEnv != "":
+		v, ok := os.LookupEnv(p.DSNEnv)
+		if !ok || strings.TrimSpace(v) == "" {
+			return "", fmt.Errorf("config: audit.postgres.dsn_env: environment variable %s is not set or empty", p.DSNEnv)
+		}
+		return strings.TrimSpace(v), nil
+	}
+	return "", errors.New("config: audit.postgres: neither dsn nor dsn_env is set")
 }
 
 // AuditAsync bounds async mode's loss window.
@@ -61,6 +104,12 @@ type AuditCheckpoint struct {
 
 // Audit defaults and limits.
 const (
+	AuditBackendFile          = "file"
+	AuditBackendPostgres      = "postgres"
+	DefaultAuditSchema        = "warden_audit"
+	DefaultAuditPGTimeout     = Duration(10 * time.Second)
+	MinAuditPGTimeout         = Duration(100 * time.Millisecond)
+	MaxAuditPGTimeout         = Duration(5 * time.Minute)
 	AuditModeSync             = "sync"
 	AuditModeAsync            = "async"
 	DefaultAuditKeyFile       = "audit-checkpoint.key"
@@ -78,8 +127,23 @@ const (
 	auditAsyncOnlyWithAsyncMs = "only with mode: async"
 )
 
+// auditSchemaRE is what audit.postgres.schema may be: a lower-case SQL
+// identifier (internal/audit/pgstore checks the same).
+var auditSchemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
 func (c *Config) applyAuditDefaults() {
 	a := &c.Audit
+	if a.Backend == "" {
+		a.Backend = AuditBackendFile
+	}
+	if a.Backend == AuditBackendPostgres {
+		if a.Postgres.Schema == "" {
+			a.Postgres.Schema = DefaultAuditSchema
+		}
+		if a.Postgres.Timeout == 0 {
+			a.Postgres.Timeout = DefaultAuditPGTimeout
+		}
+	}
 	if a.Path == "" {
 		a.Path = DefaultAuditPath
 	}
@@ -143,6 +207,40 @@ func checkAuditOrigin(s string) error {
 
 func (c *Config) validateAudit(v *validator) {
 	a := &c.Audit
+	pg := &a.Postgres
+	switch a.Backend {
+	case AuditBackendFile:
+		for _, f := range []struct {
+			field string
+			set   bool
+		}{
+			{"audit.postgres.dsn", pg.DSN != ""}, {"audit.postgres.dsn_env", pg.DSNEnv != ""},
+			{"audit.postgres.schema", pg.Schema != ""}, {"audit.postgres.timeout", pg.Timeout != 0},
+		} {
+			if f.set {
+				v.add(f.field, "only with backend: postgres")
+			}
+		}
+	case AuditBackendPostgres:
+		switch {
+		case pg.DSN != "" && pg.DSNEnv != "":
+			v.add("audit.postgres.dsn_env", "give dsn or dsn_env, not both")
+		case pg.DSN == "" && pg.DSNEnv == "":
+			v.add("audit.postgres", "dsn or dsn_env is required with backend: postgres, e.g. dsn_env: WARDEN_AUDIT_DSN")
+		case pg.DSNEnv != "" && !envNameRE.MatchString(pg.DSNEnv):
+			v.add("audit.postgres.dsn_env", fmt.Sprintf("%q: must be an environment variable name, e.g. WARDEN_AUDIT_DSN", pg.DSNEnv))
+		case pg.DSN != "" && !strings.HasPrefix(pg.DSN, "postgres://") && !strings.HasPrefix(pg.DSN, "postgresql://") && !strings.Contains(pg.DSN, "="):
+			v.add("audit.postgres.dsn", "must be a postgres:// URL or key=value pairs such as \"host=db dbname=warden\"")
+		}
+		if !auditSchemaRE.MatchString(pg.Schema) {
+			v.add("audit.postgres.schema", fmt.Sprintf("%q: must be 1 to 63 lower-case letters, digits or '_', not starting with a digit", pg.Schema))
+		}
+		if d := pg.Timeout; d < MinAuditPGTimeout || d > MaxAuditPGTimeout {
+			v.add("audit.postgres.timeout", fmt.Sprintf("%s: must be between %s and %s", d.D(), MinAuditPGTimeout.D(), MaxAuditPGTimeout.D()))
+		}
+	default:
+		v.add("audit.backend", fmt.Sprintf("%q: must be file or postgres", a.Backend))
+	}
 	switch {
 	case a.Path == "":
 		v.add("audit.path", "required")
@@ -206,7 +304,7 @@ func (c *Config) validateAudit(v *validator) {
 // checkAuditFiles checks what the audit section points at, at Load.
 func (c *Config) checkAuditFiles(v *validator) {
 	a := &c.Audit
-	if a.Path != "" && !v.failed("audit.path") {
+	if a.Backend == AuditBackendFile && a.Path != "" && !v.failed("audit.path") {
 		if fi, err := os.Stat(a.Path); err == nil && !fi.IsDir() {
 			v.add("audit.path", fmt.Sprintf("%s is a file; audit.path names the log directory. "+
 				"A file there may be an older warden's audit log (JSON lines): keep it as evidence and move it aside", a.Path))

@@ -73,6 +73,18 @@ func TestAuditValidation(t *testing.T) {
 			{"audit.path", l, "must not hold keys.path"},
 		}},
 		{"unknown field", at + "  dir: x\n", []want{{"audit.dir", l + 1, "unknown field"}}},
+		{"postgres", at + "  backend: postgres\n  postgres:\n    dsn_env: WARDEN_AUDIT_DSN\n    schema: audit_prod\n    timeout: 3s\n", nil},
+		{"postgres dsn", at + "  backend: postgres\n  postgres:\n    dsn: postgres://warden@db/warden\n", nil},
+		{"bad backend", at + "  backend: s3\n", []want{{"audit.backend", l + 1, "file or postgres"}}},
+		{"postgres without dsn", at + "  backend: postgres\n  postgres:\n    schema: a\n", []want{{"audit.postgres", l + 2, "dsn or dsn_env is required"}}},
+		{"postgres both dsn", at + "  backend: postgres\n  postgres:\n    dsn: host=db\n    dsn_env: X\n", []want{{"audit.postgres.dsn_env", l + 4, "not both"}}},
+		{"postgres bad env", at + "  backend: postgres\n  postgres:\n    dsn_env: my-dsn\n", []want{{"audit.postgres.dsn_env", l + 3, "environment variable name"}}},
+		{"postgres bad dsn", at + "  backend: postgres\n  postgres:\n    dsn: db.example.com\n", []want{{"audit.postgres.dsn", l + 3, "postgres:// URL"}}},
+		{"postgres bad schema and timeout", at + "  backend: postgres\n  postgres:\n    dsn: host=db\n    schema: Audit-Log\n    timeout: 1h\n", []want{
+			{"audit.postgres.schema", l + 4, "lower-case"},
+			{"audit.postgres.timeout", l + 5, "between 100ms and 5m0s"},
+		}},
+		{"postgres settings with the file backend", at + "  postgres:\n    dsn: host=db\n", []want{{"audit.postgres.dsn", l + 2, "only with backend: postgres"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,4 +122,31 @@ func TestAuditLoad(t *testing.T) {
 		{"audit.checkpoint.witness", vAuditPath + 2, "does not exist"},
 		{"audit.archive_dir", vAuditPath + 3, "not a directory"},
 	})
+}
+
+func TestAuditPostgresConnString(t *testing.T) {
+	doc := strings.Replace(base, "  path: audit.log\n", "  path: audit.log\n  backend: postgres\n  postgres:\n    dsn_env: WARDEN_TEST_AUDIT_DSN\n", 1)
+	cfg, err := Parse([]byte(doc), "pg.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := cfg.Audit.Postgres
+	if cfg.Audit.Backend != AuditBackendPostgres || pg.Schema != DefaultAuditSchema || pg.Timeout != DefaultAuditPGTimeout {
+		t.Errorf("postgres defaults: %+v", cfg.Audit)
+	}
+	t.Setenv("WARDEN_TEST_AUDIT_DSN", "")
+	if _, err := pg.ConnString(); err == nil || !strings.Contains(err.Error(), "WARDEN_TEST_AUDIT_DSN") {
+		t.Errorf("ConnString with the variable empty: %v", err)
+	}
+	t.Setenv("WARDEN_TEST_AUDIT_DSN", "postgres://u@h/db\n")
+	if s, err := pg.ConnString(); err != nil || s != "postgres://u@h/db" {
+		t.Errorf("ConnString: %q %v", s, err)
+	}
+	cfg, err = Parse([]byte(base), "base.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Audit.Backend != AuditBackendFile || cfg.Audit.Postgres != (AuditPostgres{}) {
+		t.Errorf("file backend defaults: %+v", cfg.Audit)
+	}
 }

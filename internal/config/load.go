@@ -539,6 +539,7 @@ func (c *Config) applyDefaults() {
 	c.applyIdentityDefaults()
 	c.applyContextDefaults()
 	c.applyGrantsDefaults()
+	c.applyGuardsDefaults()
 	c.applyPolicyDefaults()
 }
 
@@ -566,4 +567,5 @@ func (c *Config) resolvePaths() {
 	c.resolveAuditPaths(abs)
 	c.resolveIdentityPaths(abs)
 	c.resolveContextPaths(abs)
+	c.resolveGuardsPaths(abs)
 }

@@ -25,6 +25,8 @@ type Config struct {
 	// Identity configures the ways callers prove who they are beyond API keys:
 	// mTLS with SPIFFE IDs, OIDC/JWT, warden-issued tokens and MFA step-up.
 	Identity Identity `yaml:"identity"`
+	// Guards configures DLP over request and response bodies (guards.go).
+	Guards Guards `yaml:"guards"`
 
 	// Dir is the directory of the config file; relative paths are resolved
 	// against it at load. Not read from YAML.

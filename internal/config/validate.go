@@ -228,6 +228,7 @@ func (c *Config) validate(v *validator) {
 	c.validateGrants(v)
 	c.validateAudit(v)
 	c.validateContext(v)
+	c.validateGuards(v)
 	c.validateIdentity(v)
 }
 

@@ -88,6 +88,9 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 	if err := copyPolicy(filepath.Join(dir, "policy")); err != nil {
 		return false, err
 	}
+	if err := os.WriteFile(filepath.Join(dir, "policy", "guards.rego"), []byte(guardsPolicy), 0o600); err != nil {
+		return false, fmt.Errorf("demo: %w", err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "upstream.key"), []byte(upstreamKey+"\n"), 0o600); err != nil {
 		return false, fmt.Errorf("demo: %w", err)
 	}
@@ -225,6 +228,30 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	})
+	t.step("PII in a prompt is masked before the model sees it (mask obligation)", func() error {
+		pii := "Contact jane.doe@example.com, card 4111 1111 1111 1111."
+		body := fmt.Sprintf(`{"model":"warden-standin-small","messages":[{"role":"user","content":%q}]}`, pii)
+		res, out, err := t.call("POST", "/v1/chat/completions", appKey, body)
+		if err != nil {
+			return err
+		}
+		if res.StatusCode != 200 {
+			return fmt.Errorf("status %d: %s", res.StatusCode, out)
+		}
+		var cc struct {
+			Choices []struct{ Message struct{ Content string } }
+		}
+		wantMasked := standin.Reply("Contact [EMAIL], card [PAYMENT_CARD].")
+		if err := json.Unmarshal(out, &cc); err != nil || len(cc.Choices) != 1 || cc.Choices[0].Message.Content != wantMasked {
+			return fmt.Errorf("the model did not see the prompt masked: %s", out)
+		}
+		t.detail("200, the model saw: %q", "Contact [EMAIL], card [PAYMENT_CARD].")
+		return nil
+	})
+	t.step("a secret in a prompt is refused before the upstream (403)", func() error {
+		body := `{"model":"warden-standin-small","messages":[{"role":"user","content":"use key AKIAIOSFODNN7EXAMPLE"}]}`
+		return t.expect("POST", "/v1/chat/completions", appKey, body, 403, "content_blocked")
 	})
 	t.step("audit chain verified, one record per request", func() error {
 		deadline := time.Now().Add(5 * time.Second)
@@ -454,6 +481,14 @@ func (t *tour) stream(path, key, body string) (events int, text string, err erro
 	}
 	return events, sb.String(), nil
 }
+
+// guardsPolicy is added to the quickstart policy for the tour: when the
+// guards found personal data or a secret in a request, personal data is
+// masked and a secret refuses the request.
+const guardsPolicy = `package warden.authz
+
+obligations := {"mask": {"pii": "mask", "secret": "block"}} if count(input.context.data_classes) > 0
+`
 
 func copyPolicy(dst string) error {
 	if err := os.MkdirAll(dst, 0o700); err != nil {

@@ -54,7 +54,25 @@ type Proxy struct {
 	// revalidateEvery is how often an exchange re-checks its credential while
 	// it waits for or streams the upstream response (0: never).
 	revalidateEvery time.Duration
+	// inspector, when set, inspects every upstream response before any of
+	// it reaches the client (SetResponseInspector).
+	inspector ResponseInspector
 }
+
+// A ResponseInspector inspects an upstream response before any of it
+// reaches the client: it may replace res.Body (a stream rewritten as it is
+// read) and headers. An error refuses the response: a *Error is answered
+// as it is (e.g. 403), anything else as 502. done, if not nil, is called
+// once the body has been copied to the client (to record findings).
+// Implementations live outside gateway (internal/inspect), so gateway never
+// depends on the guards.
+type ResponseInspector interface {
+	InspectResponse(ex *Exchange, res *http.Response) (done func(), err error)
+}
+
+// SetResponseInspector makes in inspect every proxied response. It must be
+// called before the proxy serves.
+func (p *Proxy) SetResponseInspector(in ResponseInspector) { p.inspector = in }
 
 // A NativeHandler serves one of warden's own endpoints (NativeRoute). It
 // runs after identify, body and authorize, like a proxied request, and
@@ -86,6 +104,8 @@ type proxyState struct {
 	err     error
 	sentAt  time.Time
 	revoked atomic.Pointer[error] // set when revalidation failed mid-exchange
+	inspect ResponseInspector     // the proxy's, nil when responses are not inspected
+	done    func()                // the inspector's, called after the body was copied
 }
 
 func (st *proxyState) revokedErr() error {
@@ -161,6 +181,13 @@ func newReverseProxy(s UpstreamSpec) (*httputil.ReverseProxy, error) {
 				if st.ex.Revalidate != nil && isEventStream(res.Header) {
 					res.Body = &sseCutBody{inner: res.Body, st: st}
 				}
+				if st.inspect != nil {
+					done, err := st.inspect.InspectResponse(st.ex, res)
+					if err != nil {
+						return err // to ErrorHandler: nothing of the response was sent
+					}
+					st.done = done
+				}
 			}
 			// The upstream must not set cookies in the client's name on warden's origin.
 			res.Header.Del("Set-Cookie")
@@ -224,7 +251,7 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 	}
 	ctx, cancel := context.WithCancel(ex.Request.Context())
 	defer cancel()
-	st := &proxyState{ex: ex}
+	st := &proxyState{ex: ex, inspect: p.inspector}
 	if ex.Revalidate != nil && p.revalidateEvery > 0 {
 		stop := p.watchCredential(ex, st, cancel)
 		defer stop()
@@ -240,6 +267,9 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 		req.ContentLength = 0
 	}
 	rp.ServeHTTP(ex.Writer, req)
+	if st.done != nil {
+		st.done()
+	}
 	if rerr := st.revokedErr(); rerr != nil {
 		// The credential failed while the exchange ran: it ended (a stream
 		// with a final error event, a pending request before any byte).
@@ -251,6 +281,9 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 	}
 	if ex.Writer.Started() {
 		return Errorf(http.StatusBadGateway, TypeUpstream, "upstream_aborted", st.err, "upstream aborted")
+	}
+	if ge, ok := errors.AsType[*Error](st.err); ok {
+		return ge // the response inspector refused the response
 	}
 	return upstreamError(ex.Request.Context(), st.err)
 }

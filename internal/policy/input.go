@@ -197,7 +197,8 @@ func NewInput(ex *gateway.Exchange, opts InputOptions) (Input, error) {
 // newInput is NewInput that skips the work for fields not in use: the
 // engine's policy cannot see them (see inputUse). Reading tokens.max from
 // the body is a pass over the whole body, worth skipping when no rule
-// looks at it. Everything that is checked is checked whatever use says.
+// looks at it; so is converting posture claims, whose only check is that
+// they have a JSON form, which matters only to a policy that reads them.
 func newInput(ex *gateway.Exchange, opts InputOptions, use *fieldSet) (Input, error) {
 	if ex.Principal == nil {
 		return Input{}, fmt.Errorf("%w: no principal (authorize must run after identify)", ErrInput)
@@ -256,8 +257,10 @@ func newInput(ex *gateway.Exchange, opts InputOptions, use *fieldSet) (Input, er
 		}
 		in.Context.Risk = a.Risk
 		in.Context.Posture = a.Posture
-		if in.posture, err = postureTerm(a.Posture); err != nil {
-			return Input{}, fmt.Errorf("%w: %w", ErrInput, err)
+		if use[fPosture] { // converted once here, not again in value
+			if in.posture, err = postureTerm(a.Posture); err != nil {
+				return Input{}, fmt.Errorf("%w: %w", ErrInput, err)
+			}
 		}
 		in.Context.PostureSource = a.PostureSource
 		if g := a.Geo; g != nil {

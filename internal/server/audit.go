@@ -1,18 +1,23 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warden-ai/warden/internal/audit"
+	"github.com/warden-ai/warden/internal/audit/pgstore"
 	"github.com/warden-ai/warden/internal/config"
 )
 
 // openAudit opens the audit log of cfg: the checkpoint key (generated at
-// the first start), the log directory (repairing a torn tail, which is
-// logged and counted), and the log's metrics.
+// the first start), the log's storage (the directory, repairing a torn
+// tail, which is logged and counted; or the PostgreSQL schema, created or
+// migrated, with its writer lock taken), and the log's metrics. If the
+// storage cannot be opened, warden does not start.
 func (s *Server) openAudit(cfg *config.Config) (*audit.Log, error) {
 	a := cfg.Audit
 	key, created, err := audit.LoadOrCreateKey(a.Checkpoint.KeyFile, a.Checkpoint.Origin)
@@ -23,7 +28,7 @@ func (s *Server) openAudit(cfg *config.Config) (*audit.Log, error) {
 		s.logger.Warn("audit: generated a checkpoint signing key; keep it apart from the log and give its verifier key to auditors",
 			"key_file", a.Checkpoint.KeyFile, "verifier_key", key.VerifierKey())
 	}
-	l, err := audit.Open(a.Path, audit.Options{
+	opts := audit.Options{
 		Key:                key,
 		Origin:             a.Checkpoint.Origin,
 		Mode:               audit.Mode(a.Mode),
@@ -33,7 +38,17 @@ func (s *Server) openAudit(cfg *config.Config) (*audit.Log, error) {
 		CheckpointInterval: a.Checkpoint.Interval.D(),
 		Witness:            a.Checkpoint.Witness,
 		Logger:             s.logger,
-	})
+	}
+	var l *audit.Log
+	switch a.Backend {
+	case config.AuditBackendPostgres:
+		l, err = openPostgresAudit(a, opts)
+		if err == nil {
+			s.logger.Info("audit: log in PostgreSQL", "schema", a.Postgres.Schema, "database", l.Backend().(*pgstore.Backend).Target())
+		}
+	default:
+		l, err = audit.Open(a.Path, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +59,26 @@ func (s *Server) openAudit(cfg *config.Config) (*audit.Log, error) {
 	if err := registerAuditMetrics(s.metrics.Registry(), l); err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("audit metrics: %w", err)
+	}
+	return l, nil
+}
+
+// openPostgresAudit opens the log in the PostgreSQL schema of a.
+func openPostgresAudit(a config.Audit, opts audit.Options) (*audit.Log, error) {
+	dsn, err := a.Postgres.ConnString()
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.Postgres.Timeout.D()+5*time.Second)
+	defer cancel()
+	b, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: a.Postgres.Schema, Timeout: a.Postgres.Timeout.D()})
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l, err := audit.OpenBackend(b, opts)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
 	}
 	return l, nil
 }

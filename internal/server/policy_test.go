@@ -325,9 +325,9 @@ func TestPolicySIGHUP(t *testing.T) {
 	}
 }
 
-// TestPolicyObligationsWiring: the server enforces max_tokens and
-// audit_level, and denies mask and rate_class, which have no enforcer
-// until the guard and limit stages exist.
+// TestPolicyObligationsWiring: the server enforces max_tokens,
+// audit_level and mask (the guards are on by default), and denies
+// rate_class, which has no enforcer until the limit stage exists.
 func TestPolicyObligationsWiring(t *testing.T) {
 	e := newPolicyEnv(t, "  reload: false\n", map[string]string{"authz.rego": `package warden.authz
 
@@ -352,7 +352,7 @@ obligations := {"max_tokens": "64"} if input.resource.model == "malformed"
 		{"capped", `,"max_tokens":4096`, 200, "", `"max_tokens":64`},
 		{"capped", ``, 200, "", `{"max_completion_tokens":64,"model":"capped"`},
 		{"audited", ``, 200, "", `"model":"audited"`},
-		{"masked", ``, 403, "policy_denied", ""},
+		{"masked", ``, 200, "", `"model":"masked"`},
 		{"rated", ``, 403, "policy_denied", ""},
 		{"malformed", ``, 403, "policy_error", ""},
 	}
@@ -382,7 +382,7 @@ obligations := {"max_tokens": "64"} if input.resource.model == "malformed"
 		})
 	}
 	st := e.status()
-	if got := fmt.Sprint(st["obligations"]); got != "[audit_level max_tokens]" {
+	if got := fmt.Sprint(st["obligations"]); got != "[audit_level mask max_tokens]" {
 		t.Errorf("enforced obligations = %s", got)
 	}
 }

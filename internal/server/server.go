@@ -156,6 +156,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	for kind, fn := range s.ident.enforcers {
 		authorize.Enforce(kind, fn)
 	}
+	guards, err := s.buildGuards(cfg) // internal/server/guards.go
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	wireGuards(guards, authorize, proxy)
 	for _, l := range cfg.Listeners {
 		// The order is the security argument: audit wraps everything (so every
 		// outcome is recorded), the cheap route match comes before identity,
@@ -167,9 +172,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 			&gateway.BodyReader{MaxBytes: l.MaxBodyBytes},
 			assessStage, // ex.Assessment: posture, geo, risk; strips the posture header
 			grants,      // ex.Grants: the principal's active just-in-time grants
-			authorize,
-			proxy,
 		}
+		stages = append(stages, guardStages(guards)...) // ex.Findings of the request body
+		stages = append(stages, authorize, proxy)
 		s.handlers = append(s.handlers, withJWKS(s.ident.jwks,
 			gateway.NewHandler(stages, gateway.HandlerOptions{Logger: s.logger, Observer: s.metrics})))
 	}
