@@ -22,7 +22,8 @@ import (
 //
 // It fails closed: while the log is unhealthy, requests are refused with 503
 // before any other stage runs, and if a record cannot be written before the
-// response has started, the response is replaced by a 503.
+// response has started, the response is replaced by a 503; if it has
+// started, the connection is aborted so the response never completes.
 //
 // While the chain runs, the exchange's writer is wrapped so that, when the
 // decision asks for audit level "full", the response body's SHA-256 can be
@@ -100,8 +101,13 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 				"request_id", ex.ID, "err", aerr, "outcome", rec.Reason, "status", rec.Status)
 			return unavailable(aerr)
 		}
-		s.logger.Error("audit: the exchange could not be recorded after its response had started",
+		s.logger.Error("audit: the exchange could not be recorded after its response had started; aborting the connection",
 			"request_id", ex.ID, "err", aerr, "status", rec.Status)
+		// Fail closed: a response must not complete without its record.
+		// http.ErrAbortHandler makes net/http drop the connection without
+		// finishing the response; a small unflushed response never reaches
+		// the client, and a streamed one ends broken rather than complete.
+		panic(http.ErrAbortHandler)
 	}
 	return err
 }

@@ -233,7 +233,7 @@ func TestStageAppendFailure(t *testing.T) {
 	}{
 		{"denial replaced before the response started", func(*gateway.Exchange) error { return denied }, true},
 		{"success replaced before the response started", func(*gateway.Exchange) error { return nil }, true},
-		{"response already started: original outcome stands", func(ex *gateway.Exchange) error {
+		{"response already started: connection aborted", func(ex *gateway.Exchange) error {
 			ex.Writer.WriteHeader(http.StatusOK)
 			_, _ = ex.Writer.Write([]byte("ok"))
 			return nil
@@ -248,10 +248,21 @@ func TestStageAppendFailure(t *testing.T) {
 			var logs bytes.Buffer
 			s := NewStage(l, slog.New(slog.NewTextHandler(&logs, nil)))
 			called := false
-			err := s.Handle(newExchange(context.Background()), func(ex *gateway.Exchange) error {
-				called = true
-				return tt.next(ex)
-			})
+			var aborted any
+			var err error
+			func() {
+				defer func() { aborted = recover() }()
+				err = s.Handle(newExchange(context.Background()), func(ex *gateway.Exchange) error {
+					called = true
+					return tt.next(ex)
+				})
+			}()
+			if !tt.want503 && aborted != http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity
+				t.Errorf("recovered %v, want http.ErrAbortHandler: a started response must not complete unrecorded", aborted)
+			}
+			if tt.want503 && aborted != nil {
+				t.Errorf("unexpected panic %v", aborted)
+			}
 			if !called {
 				t.Fatal("next not called while the log was healthy")
 			}
