@@ -76,10 +76,10 @@ func TestPolicyReloadsWithoutRestart(t *testing.T) {
 
 	// A valid edit: block the model the client uses. The quickstart tests
 	// beside the policy still pass, so the edit is taken.
-	blocking := strings.Replace(string(original), `blocked_models := {"internal-finetune-raw"}`,
-		`blocked_models := {"internal-finetune-raw", "warden-standin-small"}`, 1)
+	blocking := strings.Replace(string(original), `input.resource.model in {"internal-finetune-raw"}`,
+		`input.resource.model in {"internal-finetune-raw", "warden-standin-small"}`, 1)
 	if blocking == string(original) {
-		t.Fatal("the quickstart policy no longer has the blocked_models line this test edits")
+		t.Fatal("the quickstart policy no longer has the blocked-model line this test edits")
 	}
 	replace([]byte(blocking))
 	waitFor("the edited policy to deny", func() bool { return denied(chat()) })

@@ -126,20 +126,9 @@ func (s *snapshot) compileUnguarded(ctx context.Context) (*Engine, error) {
 	if len(s.files) == 0 {
 		return nil, fmt.Errorf("policy: load %s: no policy files (*.rego other than *_test.rego)", s.dir)
 	}
-	modules := make(map[string]*ast.Module, len(s.files))
-	found := false
-	for _, f := range s.files {
-		m, err := ast.ParseModuleWithOpts(f.path, string(f.src), ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			return nil, fmt.Errorf("policy: parse: %w", err)
-		}
-		if m.Package.Path.String() == "data."+Package {
-			found = true
-		}
-		modules[f.path] = m
-	}
-	if !found {
-		return nil, fmt.Errorf("policy: load %s: no file declares package %s", s.dir, Package)
+	modules, err := s.parse()
+	if err != nil {
+		return nil, err
 	}
 	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
 	if compiler.Compile(modules); compiler.Failed() {
@@ -170,6 +159,27 @@ func (s *snapshot) compileUnguarded(ctx context.Context) (*Engine, error) {
 		e.files = append(e.files, f.rel)
 	}
 	return e, nil
+}
+
+// parse parses the snapshot's policy files as Rego v1 and checks that one
+// declares package warden.authz.
+func (s *snapshot) parse() (map[string]*ast.Module, error) {
+	modules := make(map[string]*ast.Module, len(s.files))
+	found := false
+	for _, f := range s.files {
+		m, err := ast.ParseModuleWithOpts(f.path, string(f.src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, fmt.Errorf("policy: parse: %w", err)
+		}
+		if m.Package.Path.String() == "data."+Package {
+			found = true
+		}
+		modules[f.path] = m
+	}
+	if !found {
+		return nil, fmt.Errorf("policy: load %s: no file declares package %s", s.dir, Package)
+	}
+	return modules, nil
 }
 
 // noMetrics skips the per-evaluation metrics OPA would otherwise allocate.

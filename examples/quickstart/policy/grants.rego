@@ -38,9 +38,15 @@ grant_resource_matches(g) if g.resource == input.resource.model
 
 grant_resource_matches(g) if g.resource == object.get(input.resource, "tool", "")
 
-allow if count(granting_grants) > 0
+# (The first test of each rule below is a cheap one that fails for most
+# requests, so that they cost little when there is no grant to look at.)
+allow if {
+	input.grants != []
+	count(granting_grants) > 0
+}
 
 reasons contains msg if {
+	input.grants != []
 	some g in granting_grants
 	msg := sprintf("grant %s approved by %s allows %s on segment %s until %s", [g.id, g.approved_by, input.action, input.resource.segment, g.expires_at])
 }
@@ -77,7 +83,10 @@ reasons contains msg if {
 # Only users holding the approver role approve; warden also refuses an
 # approval by the grant's requester or grantee. Agents and services never
 # approve grants, not even with the role.
-allow if grant_approval_permitted
+allow if {
+	input.action == "grant.approve"
+	grant_approval_permitted
+}
 
 grant_approval_permitted if {
 	input.action == "grant.approve"
@@ -87,6 +96,7 @@ grant_approval_permitted if {
 }
 
 reasons contains msg if {
+	input.action == "grant.approve"
 	grant_approval_permitted
 	msg := sprintf("user %s holds the role %s", [input.principal.id, grant_approver_role])
 }
