@@ -44,12 +44,15 @@ var clientCredentialHeaders = []string{
 }
 
 // Proxy is the terminal stage: it forwards the exchange to its route's
-// upstream with httputil.ReverseProxy and streams the response back. SSE
-// responses are flushed event by event (ReverseProxy flushes text/event-stream
-// immediately). Upstream connect failures become 502, header timeouts 504.
+// upstream and streams the response back. Plain-http upstreams go through
+// warden's synchronous HTTP/1.1 client (syncUpstream, upstream.go); https
+// upstreams through httputil.ReverseProxy over http.Transport (HTTP/2, the
+// standard TLS session handling). Either way SSE responses are flushed event
+// by event, upstream connect failures become 502 and header timeouts 504.
 type Proxy struct {
-	proxies map[string]*httputil.ReverseProxy
-	native  map[string]NativeHandler // by action, for NativeRoute
+	proxies map[string]*httputil.ReverseProxy // https upstreams
+	plain   map[string]*syncUpstream          // http upstreams
+	native  map[string]NativeHandler          // by action, for NativeRoute
 	logger  *slog.Logger
 	// revalidateEvery is how often an exchange re-checks its credential while
 	// it waits for or streams the upstream response (0: never).
@@ -108,6 +111,28 @@ type proxyState struct {
 	done    func()                // the inspector's, called after the body was copied
 }
 
+// onResponse runs on the upstream's response before any of it reaches the
+// client: it records the upstream status and time, arms the mid-stream cut
+// on revocation and runs the response inspector. An error refuses the
+// response.
+func (st *proxyState) onResponse(res *http.Response) error {
+	st.ex.UpstreamStatus = res.StatusCode
+	st.ex.UpstreamTime = time.Since(st.sentAt)
+	if st.ex.Revalidate != nil && isEventStream(res.Header) {
+		res.Body = &sseCutBody{inner: res.Body, st: st}
+	}
+	// The upstream must not set cookies in the client's name on warden's origin.
+	res.Header.Del("Set-Cookie")
+	if st.inspect != nil {
+		done, err := st.inspect.InspectResponse(st.ex, res)
+		if err != nil {
+			return err
+		}
+		st.done = done
+	}
+	return nil
+}
+
 func (st *proxyState) revokedErr() error {
 	if e := st.revoked.Load(); e != nil {
 		return *e
@@ -120,9 +145,25 @@ func NewProxy(specs []UpstreamSpec, logger *slog.Logger) (*Proxy, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	p := &Proxy{proxies: map[string]*httputil.ReverseProxy{}, native: map[string]NativeHandler{}, logger: logger}
+	p := &Proxy{proxies: map[string]*httputil.ReverseProxy{}, plain: map[string]*syncUpstream{},
+		native: map[string]NativeHandler{}, logger: logger}
 	for _, s := range specs {
-		rp, err := newReverseProxy(s)
+		target, err := url.Parse(s.URL)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: route %q: upstream url: %w", s.Route, err)
+		}
+		if (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" || target.User != nil {
+			return nil, fmt.Errorf("gateway: route %q: upstream url must be http(s)://host[:port][/path] without credentials", s.Route)
+		}
+		if target.Scheme == "http" {
+			u, err := newSyncUpstream(s, target)
+			if err != nil {
+				return nil, fmt.Errorf("gateway: route %q: %w", s.Route, err)
+			}
+			p.plain[s.Route] = u
+			continue
+		}
+		rp, err := newReverseProxy(s, target)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: route %q: %w", s.Route, err)
 		}
@@ -131,13 +172,21 @@ func NewProxy(specs []UpstreamSpec, logger *slog.Logger) (*Proxy, error) {
 	return p, nil
 }
 
-func newReverseProxy(s UpstreamSpec) (*httputil.ReverseProxy, error) {
-	target, err := url.Parse(s.URL)
-	if err != nil {
-		return nil, fmt.Errorf("upstream url: %w", err)
+// Close closes the idle upstream connections warden holds.
+func (p *Proxy) Close() {
+	for _, u := range p.plain {
+		u.close()
 	}
-	if (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" || target.User != nil {
-		return nil, fmt.Errorf("upstream url must be http(s)://host[:port][/path] without credentials")
+	for _, rp := range p.proxies {
+		if t, ok := rp.Transport.(*http.Transport); ok {
+			t.CloseIdleConnections()
+		}
+	}
+}
+
+func newReverseProxy(s UpstreamSpec, target *url.URL) (*httputil.ReverseProxy, error) {
+	if err := validHeader(s.CredentialHeader, s.CredentialValue); err != nil {
+		return nil, fmt.Errorf("upstream credential: %w", err)
 	}
 	dialer := &net.Dialer{Timeout: s.DialTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
@@ -176,20 +225,8 @@ func newReverseProxy(s UpstreamSpec) (*httputil.ReverseProxy, error) {
 		},
 		ModifyResponse: func(res *http.Response) error {
 			if st, ok := res.Request.Context().Value(exchangeKey{}).(*proxyState); ok {
-				st.ex.UpstreamStatus = res.StatusCode
-				st.ex.UpstreamTime = time.Since(st.sentAt)
-				if st.ex.Revalidate != nil && isEventStream(res.Header) {
-					res.Body = &sseCutBody{inner: res.Body, st: st}
-				}
-				if st.inspect != nil {
-					done, err := st.inspect.InspectResponse(st.ex, res)
-					if err != nil {
-						return err // to ErrorHandler: nothing of the response was sent
-					}
-					st.done = done
-				}
+				return st.onResponse(res) // an error goes to ErrorHandler: nothing was sent
 			}
-			// The upstream must not set cookies in the client's name on warden's origin.
 			res.Header.Del("Set-Cookie")
 			return nil
 		},
@@ -246,7 +283,8 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 		return h.ServeExchange(ex)
 	}
 	rp, ok := p.proxies[ex.Route.Name]
-	if !ok {
+	plain, okPlain := p.plain[ex.Route.Name]
+	if !ok && !okPlain {
 		return fmt.Errorf("gateway: no upstream for route %q", ex.Route.Name)
 	}
 	ctx, cancel := context.WithCancel(ex.Request.Context())
@@ -256,19 +294,33 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 		stop := p.watchCredential(ex, st, cancel)
 		defer stop()
 	}
-	req := ex.Request.WithContext(context.WithValue(ctx, exchangeKey{}, st))
-	if ex.Body != nil {
-		req.Body = io.NopCloser(bytes.NewReader(ex.Body))
-		req.ContentLength = int64(len(ex.Body))
-		req.TransferEncoding = nil
-		req.Header.Del("Content-Length")
+	if okPlain {
+		cerr := plain.forward(ctx, st)
+		if st.done != nil {
+			st.done()
+		}
+		if cerr != nil {
+			// Part of the response was sent and the rest cannot be: abort the
+			// connection (as ReverseProxy does) so the client cannot take a
+			// truncated body for a complete one; audit records the abort.
+			p.logger.Info("gateway: response aborted mid-body", "request_id", ex.ID, "cause", cerr.Error())
+			panic(http.ErrAbortHandler)
+		}
 	} else {
-		req.Body = http.NoBody
-		req.ContentLength = 0
-	}
-	rp.ServeHTTP(ex.Writer, req)
-	if st.done != nil {
-		st.done()
+		req := ex.Request.WithContext(context.WithValue(ctx, exchangeKey{}, st))
+		if ex.Body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(ex.Body))
+			req.ContentLength = int64(len(ex.Body))
+			req.TransferEncoding = nil
+			req.Header.Del("Content-Length")
+		} else {
+			req.Body = http.NoBody
+			req.ContentLength = 0
+		}
+		rp.ServeHTTP(ex.Writer, req)
+		if st.done != nil {
+			st.done()
+		}
 	}
 	if rerr := st.revokedErr(); rerr != nil {
 		// The credential failed while the exchange ran: it ended (a stream
