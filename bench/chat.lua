@@ -27,6 +27,21 @@ wrk.body = '{"model":"warden-standin-small","messages":['
   .. '{"role":"user","content":"In one sentence: why does a zero-trust gateway record every request it forwards to a model, allowed or denied?"}'
   .. '],"max_tokens":64,"temperature":0,"stream":false}'
 
+-- Fixed offered load (run.sh RATE=N): every connection waits WRK_CONNS*1000/
+-- WRK_RATE ms after each response before its next request, so the targets
+-- are compared at about the same request rate rather than each at its own
+-- saturation, where p99 mostly measures queueing. wrk's delay has 1 ms
+-- granularity and the wait follows the response, so the achieved rate is a
+-- little below WRK_RATE; run.sh prints the rate each target achieved.
+local rate = tonumber(os.getenv("WRK_RATE") or "")
+local conns = tonumber(os.getenv("WRK_CONNS") or "")
+if rate ~= nil and rate > 0 and conns ~= nil then
+  local gap = math.floor(conns * 1000 / rate)
+  function delay()
+    return gap
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

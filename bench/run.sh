@@ -11,7 +11,7 @@
 # over direct. The summary also goes to bench/out/latest.md.
 #
 # Knobs (environment): THREADS CONNS DURATION WARMUP ROUNDS PIN CLIENT_CPUS
-# SERVER_CPUS BASE_PORT KEEP_WORKDIR BASELINE_GO PROFILE, and for diagnosis only
+# SERVER_CPUS BASE_PORT KEEP_WORKDIR BASELINE_GO PROFILE RATE, and for diagnosis only
 # AUDIT_DIR, WARDEN_ENV and WARDEN_BIN; see bench/README.md.
 set -euo pipefail
 
@@ -27,6 +27,7 @@ SERVER_CPUS=${SERVER_CPUS:-1}
 BASE_PORT=${BASE_PORT:-18080}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
 BASELINE_GO=${BASELINE_GO:-0} # 1 adds the "go-rp" target: a bare Go httputil.ReverseProxy (bench/goproxy)
+RATE=${RATE:-0}               # >0 adds one run per target at this fixed offered load (req/s), first CONNS entry
 PROFILE=${PROFILE:-0}         # 1 adds an unmeasured warden run under `perf record` and a CPU breakdown
 AUDIT_DIR=${AUDIT_DIR:-}    # diagnosis: put warden's audit log here (default: the work dir, on disk)
 WARDEN_ENV=${WARDEN_ENV:-}  # diagnosis: extra environment for warden only, e.g. "GOGC=400"
@@ -58,6 +59,7 @@ seconds() {
 	esac
 }
 
+[[ $RATE =~ ^[0-9]+$ ]] || die "RATE must be a non-negative integer (requests per second)"
 for v in THREADS ROUNDS BASE_PORT; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
 done
@@ -384,7 +386,7 @@ run_wrk() {
 	w0=$(children_ticks)
 	m0=$(machine_busy)
 	t0=$(date +%s%N)
-	out=$(WRK_AUTH=${AUTH[$target]} timeout $((secs + 60)) "${CLIENT_RUN[@]}" wrk --latency \
+	out=$(WRK_AUTH=${AUTH[$target]} WRK_RATE=${WRK_RATE:-0} WRK_CONNS=$conns timeout $((secs + 60)) "${CLIENT_RUN[@]}" wrk --latency \
 		-t"$THREADS" -c"$conns" -d"${secs}s" --timeout 10s -s "$LUA" "http://127.0.0.1:${PORT[$target]}") ||
 		die "wrk against $target failed: $out"
 	t1=$(date +%s%N)
@@ -441,6 +443,21 @@ for c in $CONNS; do
 		done
 	done
 done
+
+# Fixed offered load: the same request rate for every target, below
+# saturation, so "p99 added" compares latency at equal load.
+declare -A FIXED=()
+if ((RATE > 0)); then
+	fc=${CONNS%% *}
+	for t in "${TARGETS[@]}"; do
+		log "fixed rate $RATE req/s, c=$fc: $t warm-up ${WARM_S}s"
+		WRK_RATE=$RATE run_wrk "$t" "$fc" "$WARM_S"
+		log "fixed rate $RATE req/s, c=$fc: $t measure ${DUR_S}s"
+		WRK_RATE=$RATE run_wrk "$t" "$fc" "$DUR_S"
+		FIXED[$t]=$RESULT
+		log "  $(sed 's/^WRK_RESULT //' <<<"${FIXED[$t]}")"
+	done
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ----------------------------------------------------------------- profile
@@ -488,7 +505,11 @@ for _ in $(seq 200); do
 done
 kill -0 "$WARDEN_PID" 2>/dev/null && die "warden did not stop within 20s"
 wait "$WARDEN_PID" || die "warden exited with an error (see $WORK/warden/stderr.log)"
-VERIFY=$(timeout 120 "$WARDEN" audit verify --log "$AUDIT_PATH") || die "audit verify failed: $VERIFY"
+VERIFY=$(cd "$WORK/warden" && timeout 120 "$WARDEN" audit verify --config warden.yaml) ||
+	die "audit verify failed: $VERIFY"
+# The records as JSON lines, to count them by status.
+(cd "$WORK/warden" && timeout 120 "$WARDEN" audit export --config warden.yaml >"$WORK/audit-records.jsonl") ||
+	die "audit export failed"
 AUDIT_RECORDS=$(sed -n 's/^ok: \([0-9]*\) records.*/\1/p' <<<"$VERIFY")
 [[ -n $AUDIT_RECORDS ]] || die "could not read the record count from: $VERIFY"
 # Every request wrk saw complete was answered by warden, and warden answers only
@@ -498,14 +519,14 @@ AUDIT_RECORDS=$(sed -n 's/^ok: \([0-9]*\) records.*/\1/p' <<<"$VERIFY")
 	die "audit log has $AUDIT_RECORDS records but wrk completed $WARDEN_COMPLETED requests through warden"
 # Every record is a 200, except requests wrk cut off when it stopped (the
 # client closed them: 499). Anything else means warden refused a request.
-AUDIT_OK=$(grep -c '"status":200,' "$AUDIT_PATH" || true)
-AUDIT_CUT=$(grep -c '"status":499,' "$AUDIT_PATH" || true)
+AUDIT_OK=$(grep -c '"status":200,' "$WORK/audit-records.jsonl" || true)
+AUDIT_CUT=$(grep -c '"status":499,' "$WORK/audit-records.jsonl" || true)
 AUDIT_OTHER=$((AUDIT_RECORDS - AUDIT_OK - AUDIT_CUT))
 if ((AUDIT_OTHER != 0)); then
 	KEEP_WORKDIR=1 # keep the evidence
-	grep -v -e '"status":200,' -e '"status":499,' "$AUDIT_PATH" | head -5 |
+	grep -v -e '"status":200,' -e '"status":499,' "$WORK/audit-records.jsonl" | head -5 |
 		sed -n 's/.*\("seq":[0-9]*\).*\("time":"[^"]*"\).*\("status":[0-9]*\)\(,"code":"[^"]*"\)\{0,1\}\(,"reason":"[^"]*"\)\{0,1\}.*/  \1 \2 \3\4\5/p' >&2
-	die "the audit log has $AUDIT_OTHER records that are neither 200 nor 499 (see $AUDIT_PATH)"
+	die "the audit log has $AUDIT_OTHER records that are neither 200 nor 499 (see $WORK/audit-records.jsonl)"
 fi
 
 # ----------------------------------------------------------------- summary
@@ -528,6 +549,7 @@ CMD="THREADS=$THREADS CONNS=\"$CONNS\" DURATION=$DURATION WARMUP=$WARMUP ROUNDS=
 [[ -n $WARDEN_BIN ]] && CMD+=" WARDEN_BIN=$WARDEN_BIN"
 [[ $BASELINE_GO == 1 ]] && CMD="BASELINE_GO=1 $CMD"
 [[ $PROFILE == 1 ]] && CMD="PROFILE=1 $CMD"
+((RATE > 0)) && CMD="RATE=$RATE $CMD"
 CMD+=" bash bench/run.sh"
 
 {
@@ -604,6 +626,30 @@ CMD+=" bash bench/run.sh"
 		echo
 		unset MED
 	done
+	if ((RATE > 0)); then
+		echo "## Fixed offered load: $RATE req/s requested, ${CONNS%% *} connections"
+		echo
+		echo "Each connection waits ${CONNS%% *}000/$RATE ms (whole ms) after every response, so all targets run at about the same rate, below saturation."
+		echo
+		echo "| target | req/s achieved | p50 ms | p90 ms | p99 ms | max ms | proxy CPU µs/req | other CPU % |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		for t in "${TARGETS[@]}"; do
+			l=${FIXED[$t]}
+			pcpu=$(field proxy_cpu_us "$l")
+			[[ $t == direct ]] && pcpu="-"
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(field rps "$l")" "$(ms "$(field p50_us "$l")")" \
+				"$(ms "$(field p90_us "$l")")" "$(ms "$(field p99_us "$l")")" "$(ms "$(field max_us "$l")")" "$pcpu" \
+				"$(field other_cpu_pct "$l")"
+		done
+		echo
+		awk -v dp="$(field p99_us "${FIXED[direct]}")" -v wp="$(field p99_us "${FIXED[warden]}")" \
+			-v np="$(field p99_us "${FIXED[nginx]}")" 'BEGIN {
+			wadd = (wp - dp) / 1000
+			printf "- p99 added by warden at equal load: **%.2f ms** (target <= 2 ms: %s)\n", wadd, wadd <= 2 ? "met" : "MISSED"
+			printf "- p99 added by nginx at equal load: %.2f ms\n", (np - dp) / 1000
+		}'
+		echo
+	fi
 	if [[ -n $PROFILE_MD ]]; then echo "$PROFILE_MD"; fi
 } >"$WORK/summary.md"
 
