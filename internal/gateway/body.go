@@ -94,18 +94,23 @@ func tooLarge(limit int64) error {
 // checkJSONContentType accepts exactly one Content-Type of application/json,
 // optionally with charset=utf-8.
 func checkJSONContentType(values []string) error {
-	bad := Errorf(http.StatusUnsupportedMediaType, TypeInvalidRequest, "unsupported_media_type", nil,
-		"Content-Type must be application/json")
+	bad := func() error {
+		return Errorf(http.StatusUnsupportedMediaType, TypeInvalidRequest, "unsupported_media_type", nil,
+			"Content-Type must be application/json")
+	}
+	if len(values) == 1 && values[0] == "application/json" {
+		return nil // the common case, without parsing
+	}
 	if len(values) != 1 {
-		return bad
+		return bad()
 	}
 	mt, params, err := mime.ParseMediaType(values[0])
 	if err != nil || mt != "application/json" {
-		return bad
+		return bad()
 	}
 	for k, v := range params {
 		if k != "charset" || !(v == "utf-8" || v == "UTF-8" || v == "utf8") {
-			return bad
+			return bad()
 		}
 	}
 	return nil

@@ -1,8 +1,10 @@
 // Package inspect wires the guards (internal/guard) into the gateway: a
-// Detect stage that scans the request body before authorize so policy sees
-// its data classes, the enforcer of the "mask" obligation that rewrites or
+// Detect stage that scans the request body (DLP, and prompt injection in
+// its prompts and third-party content) before authorize so policy sees its
+// data classes, the enforcer of the "mask" obligation that rewrites or
 // refuses the body before it is forwarded, and a response inspector that
-// masks or ends the upstream's answer under the same policy.
+// masks or ends the upstream's answer under the same policy and blocks any
+// canary token.
 //
 // Its guarantee: a request body that cannot be inspected is refused (4xx),
 // a mask obligation that cannot be carried out refuses the exchange, and no
@@ -10,10 +12,12 @@
 package inspect
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -23,19 +27,34 @@ import (
 
 // Public messages and codes. They name no value and no rule.
 const (
-	msgBlocked = "the request contains data that policy does not allow to be sent"
+	msgBlocked   = "the request contains data that policy does not allow to be sent"
+	msgInjection = "the request was refused: a prompt injection was detected"
 
 	// CodeContentBlocked is the error code of a request refused by a
 	// "block" mask rule (403).
 	CodeContentBlocked = "content_blocked"
+	// CodeInjectionDetected is the error code of a request refused by a
+	// "block" rule for a prompt-injection finding (403). The answer says
+	// only that: no rule, score or span.
+	CodeInjectionDetected = "injection_detected"
 )
 
 // Guards is the set of guards and the tenant key the stages share.
 type Guards struct {
-	// Scanner looks for sensitive data: guard.Multi(dlp.New(), ...). The
-	// prompt-injection detector is added here once it is ready (see
-	// server.guardScanners).
+	// Scanner looks for sensitive data in request and response bodies:
+	// guard.Multi(dlp.New(), ...) (see server.guardScanners).
 	Scanner guard.Scanner
+	// Injection scores the texts of a request body with the
+	// prompt-injection detector, prompts and third-party content each as
+	// what they are (nil: not scored). Request only: model output is not
+	// scored.
+	Injection *guard.InjectionGuard
+	// Canary finds canary tokens in responses (nil: none configured). A
+	// canary in a response always blocks it, whatever the mask rules.
+	Canary guard.Scanner
+	// CanaryToken, when set, is added to the system prompt of chat and
+	// Responses requests that do not carry a canary already.
+	CanaryToken string
 	// Key is the tenant secret for "hash" tokens; without it a hash rule
 	// refuses the exchange (fail closed).
 	Key []byte
@@ -80,19 +99,67 @@ func (d detect) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 	if len(ex.Body) == 0 {
 		return next(ex)
 	}
-	f, err := guard.FormatOf(ex.Request.Header.Get("Content-Type"))
+	sc, err := g.scanBody(ex)
 	if err != nil {
-		return inputError(err)
+		return err
 	}
-	fs, err := guard.ScanBody(g.Scanner, f, ex.Body)
-	if err != nil {
-		return inputError(err)
+	if err := g.addCanary(ex, sc); err != nil {
+		return err
 	}
-	sc := &scan{body: ex.Body, format: f, findings: fs, first: len(ex.Findings)}
-	ex.Findings = guard.AppendGateway(ex.Findings, guard.WhereRequest, fs)
+	g.logInjections(ex, sc.findings)
+	ex.Findings = guard.AppendGateway(ex.Findings, guard.WhereRequest, sc.findings)
 	g.scans.Store(ex, sc)
 	defer g.scans.Delete(ex)
 	return next(ex)
+}
+
+// scanBody scans ex.Body with the scanner and the injection guard; the
+// findings are sorted by offset. first is set to len(ex.Findings).
+func (g *Guards) scanBody(ex *gateway.Exchange) (*scan, error) {
+	f, err := guard.FormatOf(ex.Request.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, inputError(err)
+	}
+	fs, err := guard.ScanBody(g.Scanner, f, ex.Body)
+	if err != nil {
+		return nil, inputError(err)
+	}
+	if g.Injection != nil {
+		inj, err := g.Injection.ScanRequest(ex.Action, f, ex.Body)
+		if err != nil {
+			return nil, inputError(err)
+		}
+		if len(inj) > 0 {
+			fs = append(fs, inj...)
+			slices.SortStableFunc(fs, func(a, b guard.Finding) int { return cmp.Compare(a.Start, b.Start) })
+		}
+	}
+	return &scan{body: ex.Body, format: f, findings: fs, first: len(ex.Findings)}, nil
+}
+
+// addCanary puts the canary token into the system prompt of a chat or
+// Responses request, after the body was scanned (warden's own text is
+// neither scored nor seen by policy) and only when the body has the shape
+// for it and carries no canary yet. The findings are moved with the text.
+func (g *Guards) addCanary(ex *gateway.Exchange, sc *scan) error {
+	if g.CanaryToken == "" || sc.format != guard.FormatJSON {
+		return nil
+	}
+	if g.Canary != nil && len(g.Canary.Scan(ex.Body)) > 0 {
+		return nil // already there (the application placed it)
+	}
+	body, ins, ok, err := guard.AddSystemText(ex.Action, ex.Body, g.CanaryToken)
+	if err != nil {
+		return inputError(err)
+	}
+	if !ok {
+		return nil
+	}
+	ins.Shift(sc.findings)
+	setBody(ex, body)
+	sc.body = body
+	ex.Obligations.Applied = append(ex.Obligations.Applied, "canary")
+	return nil
 }
 
 // inputError turns a *guard.InputError into the client error it names;
@@ -140,6 +207,9 @@ func (g *Guards) EnforceMask(ex *gateway.Exchange, value any) error {
 		if errors.As(err, &be) {
 			g.logger().Info("inspect: request blocked by mask obligation", "request_id", ex.ID,
 				"type", be.Finding.Type, "class", be.Finding.Class, "start", be.Finding.Start, "end", be.Finding.End)
+			if blockedInjection(sc.findings) {
+				return gateway.Errorf(http.StatusForbidden, gateway.TypePermission, CodeInjectionDetected, err, msgInjection)
+			}
 			return gateway.Errorf(http.StatusForbidden, gateway.TypePermission, CodeContentBlocked, err, msgBlocked)
 		}
 		if err != nil {
@@ -167,17 +237,35 @@ func (g *Guards) requestScan(ex *gateway.Exchange) (*scan, error) {
 	if g.Scanner == nil {
 		return nil, fmt.Errorf("inspect: obligation mask without a scanner")
 	}
-	f, err := guard.FormatOf(ex.Request.Header.Get("Content-Type"))
+	sc, err := g.scanBody(ex)
 	if err != nil {
-		return nil, inputError(err)
+		return nil, err
 	}
-	fs, err := guard.ScanBody(g.Scanner, f, ex.Body)
-	if err != nil {
-		return nil, inputError(err)
-	}
-	sc := &scan{body: ex.Body, format: f, findings: fs, first: len(ex.Findings)}
-	ex.Findings = guard.AppendGateway(ex.Findings, guard.WhereRequest, fs)
+	g.logInjections(ex, sc.findings)
+	ex.Findings = guard.AppendGateway(ex.Findings, guard.WhereRequest, sc.findings)
 	return sc, nil
+}
+
+// logInjections logs the prompt-injection findings (type, score, span in
+// the body forwarded; never the text).
+func (g *Guards) logInjections(ex *gateway.Exchange, fs []guard.Finding) {
+	for _, f := range fs {
+		if f.Class == guard.ClassInjection {
+			g.logger().Info("inspect: prompt injection detected", "request_id", ex.ID, "type", f.Type,
+				"score", f.Score, "start", f.Start, "end", f.End)
+		}
+	}
+}
+
+// blockedInjection reports whether a prompt-injection finding is among
+// the blocked ones: the refusal then says so (and nothing more).
+func blockedInjection(fs []guard.Finding) bool {
+	for _, f := range fs {
+		if f.Action == guard.ActionBlock && f.Class == guard.ClassInjection {
+			return true
+		}
+	}
+	return false
 }
 
 // sameBytes reports whether a and b are the same slice (not equal contents:

@@ -3,10 +3,12 @@ package inspect
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 
 	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/guard"
+	"github.com/warden-ai/warden/internal/guard/canary"
 )
 
 // CodeOutputTooLarge is the error code of a non-streamed response whose
@@ -28,12 +30,16 @@ func (r responses) InspectResponse(ex *gateway.Exchange, res *http.Response) (fu
 	if g.Scanner == nil {
 		return nil, errors.New("inspect: response inspector without a scanner")
 	}
-	p, err := g.Policy(ex)
+	p, err := g.responsePolicy(ex)
 	if err != nil {
 		return nil, fmt.Errorf("inspect: response policy: %w", err)
 	}
+	sc := g.Scanner
+	if g.Canary != nil {
+		sc = guard.Multi(g.Scanner, g.Canary)
+	}
 	in, err := guard.InspectResponse(res, guard.ResponseOptions{
-		Scanner: g.Scanner, Policy: p, RequestID: ex.ID, MaxContentBytes: g.MaxOutputBytes,
+		Scanner: sc, Policy: p, RequestID: ex.ID, MaxContentBytes: g.MaxOutputBytes,
 	})
 	if err != nil {
 		var be *guard.BlockedError
@@ -57,6 +63,21 @@ func (r responses) InspectResponse(ex *gateway.Exchange, res *http.Response) (fu
 			g.logger().Info("inspect: response stream ended early", "request_id", ex.ID, "cause", err.Error())
 		}
 	}, nil
+}
+
+// responsePolicy is the exchange's mask rules plus, when canaries are
+// configured, a block rule for a canary leak that no policy rule can
+// weaken (a type rule beats a class rule, and this one is set last).
+func (g *Guards) responsePolicy(ex *gateway.Exchange) (*guard.Policy, error) {
+	if g.Canary == nil {
+		return g.Policy(ex)
+	}
+	rules := maps.Clone(ex.Obligations.Mask)
+	if rules == nil {
+		rules = map[string]string{}
+	}
+	rules[canary.TypeLeak] = "block"
+	return guard.NewPolicy(rules, g.Key)
 }
 
 var _ gateway.ResponseInspector = responses{}

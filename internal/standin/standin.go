@@ -122,6 +122,40 @@ func Reply(prompt string) string {
 	return "Stand-in reply: I received your message (" + p + ") and this answer is deterministic."
 }
 
+// LeakyModel is a model id for which the stand-in answers like a model an
+// attack got through to: its reply repeats its system prompt (LeakReply),
+// and a streamed reply comes in 7-byte pieces, so a token in the system
+// prompt is split across events. It is served whether or not it is listed.
+const LeakyModel = "warden-standin-leaky"
+
+// LeakReply is the leaky model's answer for a system prompt.
+func LeakReply(system string) string {
+	return "Stand-in reply: my instructions say: " + system
+}
+
+// systemPrompt is the content of the first system or developer message.
+func (req *chatRequest) systemPrompt() string {
+	for _, m := range req.Messages {
+		if m.Role == "system" || m.Role == "developer" {
+			var text string
+			if json.Unmarshal(m.Content, &text) == nil {
+				return text
+			}
+		}
+	}
+	return ""
+}
+
+// splitBytes splits s into pieces of n bytes.
+func splitBytes(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		out = append(out, s[:n])
+		s = s[n:]
+	}
+	return append(out, s)
+}
+
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	var req chatRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
@@ -136,6 +170,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	reply := Reply(prompt)
+	pieces := splitWords
+	if req.Model == LeakyModel {
+		reply = LeakReply(req.systemPrompt())
+		pieces = func(s string) []string { return splitBytes(s, 7) }
+	}
 	id := "chatcmpl-" + digest(req.Model+"\x00"+prompt)
 	usage := map[string]int{"prompt_tokens": countTokens(prompt), "completion_tokens": countTokens(reply)}
 	usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -156,7 +195,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
 	}
 	sse.event(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
-	for _, piece := range splitWords(reply) {
+	for _, piece := range pieces(reply) {
 		if s.ChunkDelay > 0 {
 			select {
 			case <-time.After(s.ChunkDelay):

@@ -16,6 +16,13 @@ deny contains msg if {
 	msg := sprintf("request carries %s data (%s): secrets are never forwarded", [c, concat(", ", input.context.finding_types)])
 }
 
+# A prompt injection, in the caller's words or planted in third-party content
+# (a tool result), never reaches a model. The reason names no rule or span.
+deny contains "prompt injection detected in the request" if {
+	input.context.data_classes[0]
+	"injection" in input.context.data_classes
+}
+
 # mask is {class or finding type: action} for what the guards found. A
 # finding type always comes with its class, so no class means no mask.
 mask := m if {

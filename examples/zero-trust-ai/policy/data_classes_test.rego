@@ -42,9 +42,17 @@ test_no_findings_no_mask if {
 	f.obligations_of(alice_chat) == {}
 }
 
-# Classes with no rule here (e.g. injection, handled by the guards) add nothing.
+# A prompt injection is denied, direct or indirect, with a reason that says
+# only that.
+test_injection_denied if {
+	inp := f.with_context(alice_chat, {"data_classes": ["injection"], "finding_types": ["injection"]})
+	f.deny_of(inp) == {"prompt injection detected in the request"}
+	f.denied(f.with_context(alice_chat, {"data_classes": ["injection", "pii"], "finding_types": ["email", "indirect_injection"]}))
+}
+
+# Classes with no rule here add nothing.
 test_other_classes_ignored if {
-	inp := f.with_context(alice_chat, {"data_classes": ["injection"], "finding_types": ["prompt_injection"]})
+	inp := f.with_context(alice_chat, {"data_classes": ["leak"], "finding_types": ["canary_leak"]})
 	f.allowed(inp)
 	f.obligations_of(inp) == {}
 }

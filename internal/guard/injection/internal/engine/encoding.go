@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"encoding/base64"
+	"unicode/utf8"
+)
+
+// Encoded payloads: base64 and hex runs that decode to readable text are hits of their own, and
+// the decoded text is scanned with the token rules once (no further decoding), so an instruction
+// hidden in an encoding is reported as encoding.hidden_instruction.
+
+const (
+	minBase64 = 24 // characters
+	minHex    = 32 // hex digits
+)
+
+var b64class [256]uint8 // 1 standard alphabet, 2 URL-safe extra ('-', '_'), 3 '=' padding
+
+func init() {
+	for c := 'A'; c <= 'Z'; c++ {
+		b64class[c] = 1
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		b64class[c] = 1
+	}
+	for c := '0'; c <= '9'; c++ {
+		b64class[c] = 1
+	}
+	b64class['+'], b64class['/'] = 1, 1
+	b64class['-'], b64class['_'] = 2, 2
+	b64class['='] = 3
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// encodings looks for encoded payloads in input[start:end] and records their hits.
+func (s *Scratch) encodings(input []byte, start, end int, doc bool) {
+	b := input[start:end]
+	for i := 0; i < len(b); {
+		c := b[i]
+		if b64class[c] == 0 || b64class[c] == 3 {
+			i++
+			continue
+		}
+		// hex escapes: \x41\x42…
+		if c == 'x' && i > 0 && b[i-1] == '\\' {
+			j, n := i, 0
+			for j+2 < len(b) && b[j] == 'x' && isHex(b[j+1]) && isHex(b[j+2]) && n < len(s.decBuf) {
+				s.decBuf[n] = unhex(b[j+1])<<4 | unhex(b[j+2])
+				n++
+				j += 3
+				if j+1 < len(b) && b[j] == '\\' && b[j+1] == 'x' {
+					j++
+				} else {
+					break
+				}
+			}
+			if n >= 12 {
+				s.payload(RHex, s.decBuf[:n], start+i-1, start+j, doc)
+				i = j
+				continue
+			}
+		}
+		j := i
+		upper, lower, digit, sym, url := false, false, false, false, false
+		for j < len(b) && b64class[b[j]] != 0 && b64class[b[j]] != 3 {
+			switch d := b[j]; {
+			case d >= 'A' && d <= 'Z':
+				upper = true
+			case d >= 'a' && d <= 'z':
+				lower = true
+			case d >= '0' && d <= '9':
+				digit = true
+			case d == '+' || d == '/':
+				sym = true
+			default:
+				url = true
+			}
+			j++
+		}
+		run := b[i:j]
+		for j < len(b) && b[j] == '=' {
+			j++
+		}
+		switch {
+		case len(run) >= minHex && allHex(run) && len(run)%2 == 0:
+			n := min(len(run)/2, len(s.decBuf))
+			for k := 0; k < n; k++ {
+				s.decBuf[k] = unhex(run[2*k])<<4 | unhex(run[2*k+1])
+			}
+			s.payload(RHex, s.decBuf[:n], start+i, start+j, doc)
+		case len(run) >= minBase64 && upper && lower && (digit || sym || url) && !(sym && url):
+			src := run[:min(len(run), len(s.decBuf)/3*4)]
+			src = src[:len(src)/4*4]
+			enc := base64.RawStdEncoding
+			if url {
+				enc = base64.RawURLEncoding
+			}
+			if n, err := enc.Decode(s.decBuf[:], src); err == nil || n > 0 {
+				s.payload(RBase64, s.decBuf[:n], start+i, start+j, doc)
+			}
+		case len(run) == 2 && isHex(run[0]) && isHex(run[1]):
+			// space-separated hex bytes: "49 67 6e 6f 72 65"
+			k, n := i, 0
+			for k+1 < len(b) && isHex(b[k]) && isHex(b[k+1]) && (k+2 == len(b) || b[k+2] == ' ') && n < len(s.decBuf) {
+				s.decBuf[n] = unhex(b[k])<<4 | unhex(b[k+1])
+				n++
+				k += 3
+			}
+			if n >= 12 {
+				s.payload(RHex, s.decBuf[:n], start+i, start+min(k, len(b)), doc)
+				j = min(k, len(b))
+			}
+		}
+		i = j
+	}
+}
+
+func allHex(b []byte) bool {
+	for _, c := range b {
+		if !isHex(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// readable reports whether decoded bytes look like natural-language text.
+func readable(d []byte) bool {
+	if len(d) < 12 || !utf8.Valid(d) {
+		return false
+	}
+	letters, spaces, bad := 0, 0, 0
+	for _, c := range d {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			letters++
+		case c == ' ' || c == '\n':
+			spaces++
+		case c < 0x20 && c != '\t' && c != '\r':
+			bad++
+		}
+	}
+	return bad == 0 && spaces > 0 && letters*10 >= len(d)*6
+}
+
+// instructionRules are the rules whose hit in decoded text makes it a hidden instruction.
+func instructionRule(r uint8) bool {
+	return r <= REndMarker || r == RChatTemplate
+}
+
+func (s *Scratch) payload(rule int, d []byte, bs, be int, doc bool) {
+	if !readable(d) {
+		return
+	}
+	fs, fe := foldedIndex(&s.t, bs), foldedIndex(&s.t, be)
+	s.hits.add(rawHit{rule: uint8(rule), fs: int32(fs), fe: int32(max(fe, fs+1)), bs: int32(bs), be: int32(be)})
+	s.dec.Fold(d, 0)
+	s.decHits.reset()
+	scanRules(&s.dec, d, doc, &s.decHits, &s.decMt, nil)
+	for k := 0; k < s.decHits.n; k++ {
+		if instructionRule(s.decHits.h[k].rule) {
+			s.hits.add(rawHit{rule: RHiddenInstruction, fs: int32(fs), fe: int32(max(fe, fs+1)), bs: int32(bs), be: int32(be)})
+			return
+		}
+	}
+}

@@ -1,0 +1,724 @@
+package engine
+
+import (
+	"sync"
+	"unicode/utf8"
+)
+
+// The lexicon is held in a small open-addressing table keyed by a 64-bit hash of the folded
+// word (or word prefix), so a lookup is a multiply and one or two probes, with no allocation.
+
+const (
+	lexBits = 12
+	lexSize = 1 << lexBits
+	hInit   = 0xcbf29ce484222325
+	hMul    = 0x100000001b3
+)
+
+type lexEntry struct {
+	exact mask // concepts when the whole token equals the key
+	stem  mask // concepts when the key is a prefix of the token
+}
+
+// lexTable keeps the keys apart from the entries: most probes miss and touch only the keys.
+type lexTable struct {
+	keys [lexSize]uint64
+	vals [lexSize]lexEntry
+	// pairs has a bit for every two lower-case ASCII letters that begin a lexicon word: a token
+	// beginning with two such letters and no bit set cannot match, so it is not probed.
+	pairs [26*26/64 + 1]uint64
+	// obf holds the hashes of the full words that count when written in rot13 or backwards.
+	obf [64]uint64
+}
+
+var (
+	lexOnce sync.Once
+	lex     *lexTable
+)
+
+func hstep(h uint64, r rune) uint64 { return (h ^ uint64(r)) * hMul }
+
+func (t *lexTable) slot(h uint64) int { return int(h >> (64 - lexBits)) }
+
+func (t *lexTable) get(h uint64) *lexEntry {
+	if h == 0 {
+		h = 1
+	}
+	for i := t.slot(h); ; i = (i + 1) & (lexSize - 1) {
+		k := t.keys[i]
+		if k == h {
+			return &t.vals[i]
+		}
+		if k == 0 {
+			return nil
+		}
+	}
+}
+
+func (t *lexTable) put(h uint64, exact, stem mask) {
+	if h == 0 {
+		h = 1
+	}
+	for i := t.slot(h); ; i = (i + 1) & (lexSize - 1) {
+		if t.keys[i] == h || t.keys[i] == 0 {
+			t.keys[i] = h
+			t.vals[i].exact |= exact
+			t.vals[i].stem |= stem
+			return
+		}
+	}
+}
+
+func (t *lexTable) isObf(h uint64) bool {
+	for i := h >> 58; t.obf[i] != 0; i = (i + 1) & 63 {
+		if t.obf[i] == h {
+			return true
+		}
+	}
+	return false
+}
+
+// obfuscatedWords are the attack words looked for in rot13 and reversed form.
+var obfuscatedWords = []string{"ignore", "disregard", "forget", "previous", "instructions", "instruction", "rules",
+	"password", "secret", "system", "prompt", "reveal", "jailbreak", "bypass", "override", "restrictions", "unrestricted"}
+
+// lexiconTable builds the table; words are folded with the same folding as the input.
+func lexiconTable() *lexTable {
+	lexOnce.Do(func() {
+		t := new(lexTable)
+		var ft Text
+		for w, cs := range lexicon {
+			stem := false
+			if n := len(w); n > 0 && w[n-1] == '*' {
+				stem, w = true, w[:n-1]
+			}
+			ft.Fold([]byte(w), 0)
+			h := uint64(hInit)
+			for _, r := range ft.R {
+				h = hstep(h, r)
+			}
+			var x mask
+			for _, c := range cs {
+				x |= bit(c)
+			}
+			if stem {
+				t.put(h, 0, x)
+			} else {
+				t.put(h, x, 0)
+			}
+			if len(ft.R) >= 2 {
+				if p, ok := asciiPair(ft.R[0], ft.R[1]); ok {
+					t.pairs[p/64] |= 1 << (p % 64)
+				}
+			}
+		}
+		for _, w := range obfuscatedWords {
+			h := uint64(hInit)
+			for _, r := range w {
+				h = hstep(h, r)
+			}
+			i := h >> 58
+			for t.obf[i] != 0 {
+				i = (i + 1) & 63
+			}
+			t.obf[i] = h
+		}
+		lex = t
+	})
+	return lex
+}
+
+// LexiconWordsAreTokens reports the lexicon words that the tokenizer could never produce as one
+// token (a test keeps this list empty).
+func LexiconWordsAreTokens() []string {
+	var bad []string
+	var ft Text
+	for w := range lexicon {
+		w2 := w
+		if n := len(w2); n > 0 && w2[n-1] == '*' {
+			w2 = w2[:n-1]
+		}
+		ft.Fold([]byte(w2), 0)
+		if len(ft.R) == 0 {
+			bad = append(bad, w)
+			continue
+		}
+		for _, r := range ft.R {
+			if !isWordRune(r) {
+				bad = append(bad, w)
+				break
+			}
+		}
+	}
+	return bad
+}
+
+// isWordRune reports whether a folded rune is part of a word.
+func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z'
+	}
+	switch {
+	case r < 0xC0, r == 0xD7, r == 0xF7:
+		return false
+	case r >= 0x2000 && r <= 0x2BFF, r >= 0x2E00 && r <= 0x2E7F, r >= 0x3000 && r <= 0x303F:
+		return false
+	case r >= 0xFE10 && r <= 0xFE6F, r >= 0xFF00 && r <= 0xFF0F, r >= 0xFF1A && r <= 0xFF20:
+		return false
+	case r >= 0xE000 && r <= 0xF8FF, r >= 0x1F000 && r <= 0x1FAFF, r == utf8.RuneError:
+		return false
+	case r == 0x060C, r == 0x061B, r == 0x061F, r >= 0x066A && r <= 0x066D, r == 0x0964, r == 0x0965:
+		return false
+	}
+	return true
+}
+
+// unsegmented reports whether r belongs to a script written without spaces between words; each
+// of its characters is a token position, and the lexicon is matched on substrings.
+func unsegmented(r rune) bool {
+	return r >= 0x3040 && r <= 0x30FF || r >= 0x31F0 && r <= 0x31FF || r >= 0x3400 && r <= 0x9FFF ||
+		r >= 0xF900 && r <= 0xFAFF || r >= 0x20000 && r <= 0x2FFFF || r >= 0x0E00 && r <= 0x0EFF ||
+		r >= 0x1780 && r <= 0x17FF || r >= 0x1000 && r <= 0x109F
+}
+
+// rawHit is a rule hit in folded coordinates [fs, fe) and input bytes [bs, be).
+type rawHit struct {
+	rule   uint8
+	fs, fe int32
+	bs, be int32
+}
+
+// MaxHits bounds the hits kept per chunk; further hits of a rule already hit are merged.
+const MaxHits = 48
+
+type hitList struct {
+	h [MaxHits]rawHit
+	n int
+}
+
+func (l *hitList) reset() { l.n = 0 }
+
+func (l *hitList) add(h rawHit) {
+	for i := l.n - 1; i >= 0 && i >= l.n-8; i-- {
+		p := &l.h[i]
+		if p.rule == h.rule && h.fs <= p.fe+2 && h.fe+2 >= p.fs {
+			p.fs, p.fe = min(p.fs, h.fs), max(p.fe, h.fe)
+			p.bs, p.be = min(p.bs, h.bs), max(p.be, h.be)
+			return
+		}
+	}
+	if l.n < MaxHits {
+		l.h[l.n] = h
+		l.n++
+		return
+	}
+	// Full: keep the evidence that this rule fired by widening its last hit.
+	for i := l.n - 1; i >= 0; i-- {
+		if l.h[i].rule == h.rule {
+			return
+		}
+	}
+	l.h[l.n-1] = h
+}
+
+const ringSize = 64
+
+// matcher holds the token-level state of one pass over a Text.
+type matcher struct {
+	lex  *lexTable
+	ri   *ruleIndex
+	doc  bool
+	ord  int32                             // token ordinal
+	half int32                             // position in half-words
+	last [numConcepts][2]int32             // the two latest ordinals of each concept
+	ring [ringSize]struct{ s, e, h int32 } // per ordinal: folded start, end, half position
+	hits *hitList
+	t    *Text
+	in   []byte
+	// role labels at line starts ("System:", "Assistant:")
+	roleN, roleStrong int
+	roleAt            [8][2]int32
+	// words that are attack words once rot13-decoded or reversed
+	rot, rev               int32
+	rotS, rotE, revS, revE int32
+	// a run of single letters ("i g n o r e")
+	split          [32]rune
+	splitN         int
+	splitS, splitE int
+	lastTokEnd     int
+	scratch        [32]rune
+	// cue words for the model's cue features (nil: not recorded), and whether the next token
+	// opens a sentence
+	cues      *[]cue
+	sentStart bool
+}
+
+// cue is a word of the cue concepts ending at folded position pos.
+type cue struct {
+	pos   int32
+	mask  mask
+	start bool // the word opens a sentence
+}
+
+func (mt *matcher) init(t *Text, in []byte, doc bool, hits *hitList, cues *[]cue) {
+	mt.lex, mt.ri, mt.doc, mt.t, mt.in, mt.hits = lexiconTable(), rules(), doc, t, in, hits
+	mt.cues, mt.sentStart = cues, true
+	if cues != nil {
+		*cues = (*cues)[:0]
+	}
+	mt.ord, mt.half = 0, 0
+	for c := range mt.last {
+		mt.last[c] = [2]int32{-1 << 30, -1 << 30}
+	}
+	mt.roleN, mt.roleStrong, mt.rot, mt.rev = 0, 0, 0, 0
+	mt.splitN, mt.lastTokEnd = 0, -10
+}
+
+func (mt *matcher) hit(rule int, fs, fe int) {
+	t := mt.t
+	mt.hits.add(rawHit{rule: uint8(rule), fs: int32(fs), fe: int32(fe),
+		bs: int32(t.SrcOff(fs)), be: int32(t.SrcEnd(fe-1, mt.in))})
+}
+
+// before returns the latest ordinal of any concept in x that is < ord.
+func (mt *matcher) before(x mask, ord int32) int32 {
+	best := int32(-1 << 30)
+	for x != 0 {
+		c := trailingZeros(x)
+		x &= x - 1
+		l := mt.last[c]
+		if l[0] < ord && l[0] > best {
+			best = l[0]
+		} else if l[0] >= ord && l[1] < ord && l[1] > best {
+			best = l[1]
+		}
+	}
+	return best
+}
+
+func trailingZeros(x mask) int {
+	n := 0
+	for x&1 == 0 {
+		x >>= 1
+		n++
+	}
+	return n
+}
+
+// concept records a token with concepts x spanning folded [s, e) and evaluates the rules it may
+// complete.
+func (mt *matcher) concept(x mask, s, e int, step int32) {
+	ord := mt.ord
+	mt.ord++
+	mt.half += step
+	slot := &mt.ring[ord%ringSize]
+	slot.s, slot.e, slot.h = int32(s), int32(e), mt.half
+	start := mt.sentStart
+	mt.sentStart = false
+	if x == 0 {
+		return
+	}
+	if c := x & cueConcepts; c != 0 && mt.cues != nil && e > 0 {
+		pos := int32(e - 1)
+		if n := len(*mt.cues); n > 0 && (*mt.cues)[n-1].pos > pos {
+			pos = (*mt.cues)[n-1].pos // keep the list ordered
+		}
+		*mt.cues = append(*mt.cues, cue{pos: pos, mask: c, start: start})
+	}
+	for y := x; y != 0; y &= y - 1 {
+		c := trailingZeros(y)
+		mt.last[c][1] = mt.last[c][0]
+		mt.last[c][0] = ord
+	}
+	for y := x; y != 0; y &= y - 1 {
+		c := trailingZeros(y)
+		for _, pr := range mt.ri.byConcept[c] {
+			rd := &ruleDefs[pr.rule]
+			if rd.doc && !mt.doc {
+				continue
+			}
+			p := &rd.patterns[pr.pat]
+			if first, ok := mt.eval(p, x, ord); ok {
+				fs := int(mt.ring[first%ringSize].s)
+				mt.hit(int(pr.rule), fs, e)
+			}
+		}
+	}
+}
+
+// eval tests pattern p with the token at ord (concepts x) as anchor; it returns the ordinal
+// where the match starts.
+func (mt *matcher) eval(p *pattern, x mask, ord int32) (int32, bool) {
+	h := mt.ring[ord%ringSize].h
+	inSpan := func(o int32) bool {
+		return o >= 0 && ord-o < ringSize && h-mt.ring[o%ringSize].h <= int32(p.span)
+	}
+	first := ord
+	switch p.kind {
+	case seq:
+		k := len(p.steps)
+		if x&p.steps[k-1] == 0 {
+			return 0, false
+		}
+		pos := ord
+		for i := k - 2; i >= 0; i-- {
+			pos = mt.before(p.steps[i], pos)
+			if !inSpan(pos) {
+				return 0, false
+			}
+		}
+		first = pos
+	case near:
+		anchored := false
+		for _, st := range p.steps {
+			if x&st != 0 && !anchored {
+				anchored = true
+				continue
+			}
+			o := mt.before(st, ord)
+			if x&st != 0 {
+				o = ord
+			}
+			if !inSpan(o) {
+				return 0, false
+			}
+			first = min(first, o)
+		}
+		if !anchored {
+			return 0, false
+		}
+	}
+	if p.neg {
+		n := mt.before(bit(cNeg)|bit(cWithout), first)
+		if n >= 0 && first-n < ringSize && mt.ring[first%ringSize].h-mt.ring[n%ringSize].h <= 6 {
+			return 0, false
+		}
+	}
+	return first, true
+}
+
+// asciiPair returns the index of two lower-case ASCII letters.
+func asciiPair(a, b rune) (int, bool) {
+	if a < 'a' || a > 'z' || b < 'a' || b > 'z' {
+		return 0, false
+	}
+	return int(a-'a')*26 + int(b-'a'), true
+}
+
+// lookupWord returns the concepts of a token whose runes are rs.
+func (mt *matcher) lookupWord(rs []rune) mask {
+	if len(rs) >= 2 {
+		if p, ok := asciiPair(rs[0], rs[1]); ok && mt.lex.pairs[p/64]&(1<<(p%64)) == 0 {
+			return 0
+		}
+	}
+	h := uint64(hInit)
+	var x mask
+	n := len(rs)
+	if n > 24 {
+		n = 24
+	}
+	for i := 0; i < n; i++ {
+		h = hstep(h, rs[i])
+		if e := mt.lex.get(h); e != nil {
+			x |= e.stem
+			if i == len(rs)-1 {
+				x |= e.exact
+			}
+		}
+	}
+	return x
+}
+
+func (mt *matcher) lookupExact(h uint64, full bool) mask {
+	if e := mt.lex.get(h); e != nil {
+		if full {
+			return e.exact | e.stem
+		}
+		return e.stem
+	}
+	return 0
+}
+
+// scanRules runs the token rules and the structural rules over t, and records the cue words in
+// cues when cues is not nil.
+func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[]cue) {
+	mt.init(t, in, doc, hits, cues)
+	R := t.R
+	lineStart := true
+	for i := 0; i < len(R); {
+		r := R[i]
+		if !isWordRune(r) {
+			if wordClass(r) == wcBreak {
+				mt.sentStart = true
+			}
+			switch r {
+			case '\n':
+				lineStart = true
+			case '<', '[':
+				mt.literal(i)
+			case '#':
+				if lineStart {
+					mt.literal(i)
+				}
+			}
+			i++
+			continue
+		}
+		if unsegmented(r) {
+			j := i
+			for j < len(R) && unsegmented(R[j]) {
+				// substrings of 2..4 characters ending at j
+				var x mask
+				for L := 2; L <= 4 && j-L+1 >= i; L++ {
+					h := uint64(hInit)
+					for _, c := range R[j-L+1 : j+1] {
+						h = hstep(h, c)
+					}
+					x |= mt.lookupExact(h, true)
+				}
+				mt.concept(x, max(i, j-3), j+1, 1)
+				j++
+			}
+			i = j
+			lineStart = false
+			continue
+		}
+		// a spaced-script token
+		j := i
+		hasDigit, hasLetter, conf, plain, zwIn := false, false, false, false, false
+		for j < len(R) && isWordRune(R[j]) && !unsegmented(R[j]) {
+			c := R[j]
+			if c >= '0' && c <= '9' {
+				hasDigit = true
+			} else {
+				hasLetter = true
+				if c < utf8.RuneSelf {
+					if t.Src[j]&flagConfusable != 0 {
+						conf = true
+					} else {
+						plain = true
+					}
+					if j > i && t.Src[j]&flagAfterZW != 0 && R[j-1] < utf8.RuneSelf {
+						zwIn = true
+					}
+				}
+			}
+			j++
+		}
+		tok := R[i:j]
+		x := mt.lookupWord(tok)
+		if hasDigit && hasLetter {
+			if y := mt.leet(tok); y&attackConcepts != 0 {
+				x |= y
+				mt.hit(RLeet, i, j)
+			}
+		}
+		if conf && plain && len(tok) >= 3 {
+			mt.hit(RConfusable, i, j)
+		}
+		if zwIn {
+			mt.hit(RInvisible, i, j)
+		}
+		if x == 0 && len(tok) >= 4 && hasLetter && !hasDigit {
+			mt.obfuscated(tok, i, j)
+		}
+		// split letters: "i g n o r e", "i.g.n.o.r.e"
+		if len(tok) == 1 && hasLetter {
+			if mt.splitN == 0 || i-mt.lastTokEnd > 2 {
+				mt.flushSplit()
+				mt.splitS = i
+			}
+			if mt.splitN < len(mt.split) {
+				mt.split[mt.splitN] = tok[0]
+			}
+			mt.splitN++
+			mt.splitE = j
+		} else {
+			mt.flushSplit()
+		}
+		if lineStart && x&bit(cRole) != 0 {
+			mt.roleLine(tok, j)
+		}
+		mt.concept(x, i, j, 2)
+		mt.lastTokEnd = j
+		lineStart = false
+		i = j
+	}
+	mt.flushSplit()
+	if mt.rot >= 2 {
+		mt.hit(RRot13, int(mt.rotS), int(mt.rotE))
+	}
+	if mt.rev >= 2 {
+		mt.hit(RReversed, int(mt.revS), int(mt.revE))
+	}
+	if mt.roleN >= 2 || mt.roleStrong > 0 {
+		for k := 0; k < mt.roleN; k++ {
+			mt.hit(RRoleLine, int(mt.roleAt[k][0]), int(mt.roleAt[k][1]))
+		}
+	}
+	if t.Tags >= 3 {
+		k := foldedIndex(t, t.TagAt)
+		mt.hits.add(rawHit{rule: RTagSmuggling, fs: int32(k), fe: int32(min(k+t.Tags, len(R))),
+			bs: int32(t.TagAt), be: int32(min(t.TagAt+4*t.Tags, t.End))})
+	}
+	if t.BidiCtl > 0 {
+		dom := t.DominantScript()
+		if dom != ScriptArabic && dom != ScriptHebrew {
+			k := foldedIndex(t, t.BidiAt)
+			mt.hits.add(rawHit{rule: RBidi, fs: int32(k), fe: int32(min(k+1, len(R))),
+				bs: int32(t.BidiAt), be: int32(min(t.BidiAt+3, t.End))})
+		}
+	}
+}
+
+// foldedIndex returns the first folded rune whose source is at or after input offset off.
+func foldedIndex(t *Text, off int) int {
+	lo, hi := 0, len(t.Src)
+	for lo < hi {
+		h := (lo + hi) / 2
+		if t.SrcOff(h) < off {
+			lo = h + 1
+		} else {
+			hi = h
+		}
+	}
+	return lo
+}
+
+var leetMap = [10]rune{'o', 'i', 'z', 'e', 'a', 's', 'g', 't', 'b', 'g'}
+
+// leet returns the concepts of tok with digits read as letters ("1gn0r3").
+func (mt *matcher) leet(tok []rune) mask {
+	n := min(len(tok), len(mt.scratch))
+	for k := 0; k < n; k++ {
+		c := tok[k]
+		if c >= '0' && c <= '9' {
+			c = leetMap[c-'0']
+		}
+		mt.scratch[k] = c
+	}
+	return mt.lookupWord(mt.scratch[:n])
+}
+
+// obfuscated checks whether an unknown word is an attack word written in rot13 or backwards.
+func (mt *matcher) obfuscated(tok []rune, i, j int) {
+	if len(tok) > 12 {
+		return
+	}
+	hr, hv := uint64(hInit), uint64(hInit)
+	for k, c := range tok {
+		if c >= 'a' && c <= 'z' {
+			c = 'a' + (c-'a'+13)%26
+		}
+		hr = hstep(hr, c)
+		hv = hstep(hv, tok[len(tok)-1-k])
+	}
+	if mt.lex.isObf(hr) {
+		if mt.rot == 0 {
+			mt.rotS = int32(i)
+		}
+		mt.rot++
+		mt.rotE = int32(j)
+	}
+	if mt.lex.isObf(hv) {
+		if mt.rev == 0 {
+			mt.revS = int32(i)
+		}
+		mt.rev++
+		mt.revE = int32(j)
+	}
+}
+
+// flushSplit ends a run of single letters; four or more letters that spell an attack word are a hit.
+func (mt *matcher) flushSplit() {
+	n := mt.splitN
+	mt.splitN = 0
+	if n < 4 {
+		return
+	}
+	n = min(n, len(mt.split))
+	if x := mt.lookupWord(mt.split[:n]); x&attackConcepts != 0 {
+		mt.hit(RSplitWord, mt.splitS, mt.splitE)
+		mt.concept(x, mt.splitS, mt.splitE, 0)
+	}
+}
+
+// roleLine records a role label at the start of a line followed by ':' (or ']', '>', '|').
+func (mt *matcher) roleLine(tok []rune, j int) {
+	R := mt.t.R
+	k := j
+	for k < len(R) && R[k] == ' ' {
+		k++
+	}
+	if k >= len(R) {
+		return
+	}
+	switch R[k] {
+	case ':', ']', '>', '|':
+	default:
+		return
+	}
+	if mt.roleN < len(mt.roleAt) {
+		mt.roleAt[mt.roleN] = [2]int32{int32(j - len(tok)), int32(k + 1)}
+		mt.roleN++
+	}
+	if string2(tok, "system") || string2(tok, "assistant") {
+		mt.roleStrong++
+	}
+}
+
+func string2(r []rune, s string) bool {
+	if len(r) != len(s) {
+		return false
+	}
+	for i := range r {
+		if r[i] != rune(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// literals are delimiters of chat templates and data wrappers, in folded form.
+var literals = []struct {
+	s    string
+	rule uint8
+}{
+	{"<|im_start|>", RChatTemplate}, {"<|im_end|>", RChatTemplate}, {"<|im_sep|>", RChatTemplate},
+	{"<|system|>", RChatTemplate}, {"<|user|>", RChatTemplate}, {"<|assistant|>", RChatTemplate},
+	{"<|endoftext|>", RChatTemplate}, {"<|begin_of_text|>", RChatTemplate}, {"<|end_of_text|>", RChatTemplate},
+	{"<|start_header_id|>", RChatTemplate}, {"<|end_header_id|>", RChatTemplate}, {"<|eot_id|>", RChatTemplate},
+	{"<|channel|>", RChatTemplate}, {"<|message|>", RChatTemplate}, {"<|end|>", RChatTemplate},
+	{"<start_of_turn>", RChatTemplate}, {"<end_of_turn>", RChatTemplate},
+	{"[inst]", RChatTemplate}, {"[/inst]", RChatTemplate}, {"<<sys>>", RChatTemplate}, {"<</sys>>", RChatTemplate},
+	{"[system]", RChatTemplate}, {"[system message]", RChatTemplate}, {"<system>", RChatTemplate},
+	{"</system>", RChatTemplate}, {"[admin]", RChatTemplate},
+	{"### system", RChatTemplate}, {"### instruction", RChatTemplate}, {"### new instruction", RChatTemplate},
+	{"</document>", RWrapperClose}, {"</context>", RWrapperClose}, {"</data>", RWrapperClose},
+	{"</input>", RWrapperClose}, {"</user_input>", RWrapperClose}, {"</email>", RWrapperClose},
+	{"</search_results>", RWrapperClose}, {"</tool_result>", RWrapperClose}, {"</function_results>", RWrapperClose},
+	{"</instructions>", RWrapperClose}, {"</user>", RWrapperClose}, {"</untrusted>", RWrapperClose},
+}
+
+// literal matches the delimiter literals at folded position i.
+func (mt *matcher) literal(i int) {
+	R := mt.t.R
+	for _, l := range literals {
+		s := l.s
+		if i+len(s) > len(R) {
+			continue
+		}
+		ok := true
+		for k := 0; k < len(s); k++ {
+			if R[i+k] != rune(s[k]) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			mt.hit(int(l.rule), i, i+len(s))
+			return
+		}
+	}
+}

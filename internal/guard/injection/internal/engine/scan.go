@@ -1,0 +1,472 @@
+package engine
+
+import (
+	"math"
+	"unicode/utf8"
+)
+
+// Character n-grams are hashed with a polynomial hash, so that all orders ending at a position
+// are computed with independent multiplications: h[n](i) = h[n-1](i-1)·gramP + c(i).
+const (
+	gramSeed = 0x2545F4914F6CDD1D
+	gramP    = 0x9E3779B97F4A7C15
+	gramMix  = 0xD6E8FEB86659FD93
+)
+
+// Word features: a word is a run of word runes of a script written with spaces (see isWordRune
+// and unsegmented; unsegmented scripts are covered by the character n-grams). Its hash is
+// FNV-like over its runes (digits read as '0'); the unigram feature is the word, the bigram
+// feature the pair of it and the word before it, where the word before the first word of a
+// sentence (after '.', '!', '?', ';', ':', '|' or a line break, and at the start of the text) is
+// the sentence-start marker, so "<s> translate" is the feature of an imperative opening a
+// sentence.
+const (
+	wordSeed  = 0x84222325CBF29CE4
+	wordP     = 0x100000001B3
+	wordUni   = 0x5851F42D4C957F2D
+	wordBiP   = 0xBF58476D1CE4E5B9
+	sentStart = 0x94D049BB133111EB
+	cueSeed   = 0x2127599BF4325C37
+)
+
+func gramChar(r rune) uint64 {
+	switch {
+	case r >= '0' && r <= '9':
+		r = '0'
+	case r == '\n':
+		r = ' '
+	}
+	return uint64(r)
+}
+
+// wordClass classifies a folded rune for the word features.
+const (
+	wcOther = iota // punctuation, symbols, white space: ends a word
+	wcWord         // part of a word
+	wcBreak        // ends a word and a sentence
+	wcUnseg        // a character of an unsegmented script: ends a word, no bigram across it
+)
+
+var asciiClass = func() (t [128]uint8) {
+	for c := 0; c < 128; c++ {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			t[c] = wcWord
+		case c == '.', c == '!', c == '?', c == ';', c == ':', c == '|', c == '\n':
+			t[c] = wcBreak
+		}
+	}
+	return t
+}()
+
+func wordClass(r rune) uint8 {
+	if r < 128 {
+		if r < 0 {
+			return wcOther
+		}
+		return asciiClass[r]
+	}
+	switch {
+	case r == 0x3002 || r == 0xFF61 || r == 0x0964 || r == 0x061F || r == 0x06D4:
+		return wcBreak
+	case unsegmented(r):
+		return wcUnseg
+	case isWordRune(r):
+		return wcWord
+	}
+	return wcOther
+}
+
+func bucketOf(h uint64, shift uint) uint32 { return uint32((h * gramMix) >> shift) }
+
+// buckets calls emit(i, bucket) for every feature ending at folded position i, in order: the
+// character n-grams, the word unigram and bigram of a word whose last rune is i, then the
+// features of the cue words ending at i (cues, ordered by position). It is the
+// reference the trainer uses; prefix computes the same sums with a specialised loop (a test keeps
+// them equal).
+func (c Config) buckets(R []rune, cues []cue, emit func(i int, bucket uint32)) {
+	var h [MaxOrder + 1]uint64
+	if !c.Cues {
+		cues = nil
+	}
+	h[0] = gramSeed
+	shift := 64 - uint(c.Bits)
+	wh, prev := uint64(wordSeed), uint64(sentStart)
+	for i, r := range R {
+		g := gramChar(r)
+		for n := MaxOrder; n >= 1; n-- {
+			h[n] = h[n-1]*gramP + g
+		}
+		if c.MaxN > 0 {
+			for n := int(c.MinN); n <= int(c.MaxN) && n <= i+1; n++ {
+				emit(i, bucketOf(h[n], shift))
+			}
+		}
+		if c.Words > 0 {
+			switch wordClass(r) {
+			case wcWord:
+				wh = (wh ^ g) * wordP
+				if i+1 == len(R) || wordClass(R[i+1]) != wcWord {
+					emit(i, bucketOf(wh^wordUni, shift))
+					if c.Words >= 2 && prev != 0 {
+						emit(i, bucketOf(prev*wordBiP+wh, shift))
+					}
+					prev, wh = wh, wordSeed
+				}
+			case wcBreak:
+				prev = sentStart
+			case wcUnseg:
+				prev = 0
+			}
+		}
+		for len(cues) > 0 && int(cues[0].pos) <= i {
+			for x := cues[0].mask; x != 0; x &= x - 1 {
+				emit(i, bucketOf(cueHash(trailingZeros(x), false), shift))
+				if cues[0].start {
+					emit(i, bucketOf(cueHash(trailingZeros(x), true), shift))
+				}
+			}
+			cues = cues[1:]
+		}
+	}
+}
+
+// cueList returns where scanRules records cue words: nowhere when the model has no cue features.
+func (m *Model) cueList(s *Scratch) *[]cue {
+	if m.Cfg.Cues {
+		return &s.cues
+	}
+	return nil
+}
+
+// cueHash is the feature hash of cue concept c, at the start of a sentence or anywhere.
+func cueHash(c int, start bool) uint64 {
+	h := uint64(cueSeed) + uint64(c)*wordBiP
+	if start {
+		h ^= sentStart
+	}
+	return h
+}
+
+// prefix fills pre[i+1] with the sum of the weights of the features ending at positions ≤ i, and
+// cnt[i+1] with their number.
+func (m *Model) prefix(R []rune, cues []cue, pre []int64, cnt []int32) {
+	W := m.W
+	if !m.Cfg.Cues {
+		cues = nil
+	}
+	shift := 64 - uint(m.Cfg.Bits)
+	minN, maxN := int(m.Cfg.MinN), int(m.Cfg.MaxN)
+	words, bigrams := m.Cfg.Words > 0, m.Cfg.Words >= 2
+	var use [MaxOrder + 1]bool
+	orders := int32(0)
+	if maxN > 0 {
+		for n := minN; n <= maxN; n++ {
+			use[n] = true
+			orders++
+		}
+	} else {
+		minN = 1 // no orders: the partial loop below never runs (i+1 >= maxN always holds)
+	}
+	var h1, h2, h3, h4, h5, h6 uint64
+	seed := uint64(gramSeed)
+	wh, prev := uint64(wordSeed), uint64(sentStart)
+	var acc int64
+	var k int32
+	pre[0], cnt[0] = 0, 0
+	pre, cnt = pre[1:len(R)+1], cnt[1:len(R)+1]
+	cls := uint8(wcOther)
+	if words && len(R) > 0 {
+		cls = wordClass(R[0])
+	}
+	for i, r := range R {
+		g := gramChar(r)
+		h6 = h5*gramP + g
+		h5 = h4*gramP + g
+		h4 = h3*gramP + g
+		h3 = h2*gramP + g
+		h2 = h1*gramP + g
+		h1 = seed*gramP + g
+		if i+1 >= maxN { // every order ends here: loop-invariant branches
+			if use[1] {
+				acc += int64(W[bucketOf(h1, shift)])
+			}
+			if use[2] {
+				acc += int64(W[bucketOf(h2, shift)])
+			}
+			if use[3] {
+				acc += int64(W[bucketOf(h3, shift)])
+			}
+			if use[4] {
+				acc += int64(W[bucketOf(h4, shift)])
+			}
+			if use[5] {
+				acc += int64(W[bucketOf(h5, shift)])
+			}
+			if use[6] {
+				acc += int64(W[bucketOf(h6, shift)])
+			}
+			k += orders
+		} else {
+			hs := [MaxOrder + 1]uint64{0, h1, h2, h3, h4, h5, h6}
+			for n := minN; n <= i+1; n++ {
+				acc += int64(W[bucketOf(hs[n], shift)])
+				k++
+			}
+		}
+		if words {
+			next := uint8(wcOther)
+			if i+1 < len(R) {
+				next = wordClass(R[i+1])
+			}
+			switch cls {
+			case wcWord:
+				wh = (wh ^ g) * wordP
+				if next != wcWord {
+					acc += int64(W[bucketOf(wh^wordUni, shift)])
+					k++
+					if bigrams && prev != 0 {
+						acc += int64(W[bucketOf(prev*wordBiP+wh, shift)])
+						k++
+					}
+					prev, wh = wh, wordSeed
+				}
+			case wcBreak:
+				prev = sentStart
+			case wcUnseg:
+				prev = 0
+			}
+			cls = next
+		}
+		for len(cues) > 0 && int(cues[0].pos) <= i {
+			for x := cues[0].mask; x != 0; x &= x - 1 {
+				c := trailingZeros(x)
+				acc += int64(W[bucketOf(cueHash(c, false), shift)])
+				k++
+				if cues[0].start {
+					acc += int64(W[bucketOf(cueHash(c, true), shift)])
+					k++
+				}
+			}
+			cues = cues[1:]
+		}
+		pre[i], cnt[i] = acc, k
+	}
+}
+
+// Hit is a rule hit in input byte offsets.
+type Hit struct {
+	Rule       int
+	Start, End int
+}
+
+// Outcome is the result of Scan.
+type Outcome struct {
+	Logit      float64 // the highest span logit
+	ModelLogit float64 // Bias + n-gram part of that span (rules excluded)
+	Start, End int     // input bytes of that span
+	Hits       []Hit   // rule hits, valid until the Scratch is reused
+}
+
+// Scratch holds the buffers of one Scan; reuse it (one goroutine at a time) to avoid allocation.
+type Scratch struct {
+	t       Text
+	hits    hitList
+	mt      matcher
+	pre     []int64
+	cnt     []int32
+	cues    []cue
+	dec     Text
+	decHits hitList
+	decMt   matcher
+	decBuf  [3072]byte
+	out     []Hit
+}
+
+// chunkOverlap is how much consecutive chunks of a long input overlap, in bytes; it exceeds any
+// window so a planted instruction is never split between chunks without being whole in one.
+const chunkOverlap = 4 << 10
+
+// Scan scores input with m. doc selects document mode (rules for third-party content, and
+// the window scores only, not the whole text, for long inputs).
+func (m *Model) Scan(input []byte, doc bool, s *Scratch, out *Outcome) {
+	*out = Outcome{Logit: math.Inf(-1), ModelLogit: math.Inf(-1)}
+	s.out = s.out[:0]
+	if len(input) == 0 {
+		out.Logit, out.ModelLogit = m.Bias, m.Bias
+		out.Hits = s.out
+		return
+	}
+	single := len(input) <= MaxChunk
+	for start := 0; start < len(input); {
+		end := len(input)
+		if end-start > MaxChunk {
+			end = cutPoint(input, start+MaxChunk)
+		}
+		m.scanChunk(input, start, end, doc, single, s, out)
+		if end >= len(input) {
+			break
+		}
+		next := cutPoint(input, end-chunkOverlap)
+		if next <= start {
+			next = end
+		}
+		start = next
+	}
+	out.Hits = s.out
+}
+
+// cutPoint returns a UTF-8 boundary at or before i, preferring white space in the preceding 256 bytes.
+func cutPoint(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	for k := i; k > i-256 && k > 0; k-- {
+		if b[k] == ' ' || b[k] == '\n' {
+			return k
+		}
+	}
+	for k := i; k > i-utf8.UTFMax && k > 0; k-- {
+		if utf8.RuneStart(b[k]) {
+			return k
+		}
+	}
+	return i
+}
+
+func (m *Model) scanChunk(input []byte, start, end int, doc, single bool, s *Scratch, out *Outcome) {
+	t := &s.t
+	t.Fold(input[start:end], start)
+	s.hits.reset()
+	s.cues = s.cues[:0]
+	scanRules(t, input, doc, &s.hits, &s.mt, m.cueList(s))
+	s.encodings(input, start, end, doc)
+	for k := 0; k < s.hits.n; k++ {
+		h := s.hits.h[k]
+		dup := false
+		for _, o := range s.out {
+			if o.Rule == int(h.rule) && o.Start == int(h.bs) {
+				dup = true
+				break
+			}
+		}
+		if !dup && len(s.out) < 4*MaxHits {
+			s.out = append(s.out, Hit{Rule: int(h.rule), Start: int(h.bs), End: int(h.be)})
+		}
+	}
+	n := len(t.R)
+	if cap(s.pre) < n+1 {
+		s.pre = make([]int64, n+1, n+1+n/4)
+		s.cnt = make([]int32, n+1, n+1+n/4)
+	}
+	pre, cnt := s.pre[:n+1], s.cnt[:n+1]
+	m.prefix(t.R, s.cues, pre, cnt)
+	W := int(m.Cfg.Window)
+	long := n > m.Cfg.long()
+	if single && (!doc || !long) {
+		m.span(t, input, pre, cnt, 0, n, 0, &s.hits, out)
+	}
+	if (long && (doc || m.Cfg.PromptWindows)) || (!single && n > W) {
+		for a := 0; ; a += int(m.Cfg.Stride) {
+			b := min(a+W, n)
+			m.span(t, input, pre, cnt, a, b, m.WindowBias, &s.hits, out)
+			if b == n {
+				break
+			}
+		}
+	}
+}
+
+// SpanLogit returns the logit of folded span [a, b) given the n-gram prefix sums and the hits.
+func (m *Model) spanLogit(pre []int64, cnt []int32, a, b int, hits *hitList) (logit, model float64) {
+	model = m.Bias + m.Scale*float64(pre[b]-pre[a])*m.Cfg.NormFactor(int(cnt[b]-cnt[a]))
+	logit = model
+	var seen uint64
+	for k := 0; k < hits.n; k++ {
+		h := &hits.h[k]
+		if int(h.fs) >= a && int(h.fe) <= b && seen&(1<<h.rule) == 0 {
+			seen |= 1 << h.rule
+			logit += m.Rule[h.rule]
+		}
+	}
+	return logit, model
+}
+
+func (m *Model) span(t *Text, input []byte, pre []int64, cnt []int32, a, b int, off float64, hits *hitList, out *Outcome) {
+	l, ml := m.spanLogit(pre, cnt, a, b, hits)
+	l, ml = l+off, ml+off
+	if l > out.Logit {
+		out.Logit, out.ModelLogit = l, ml
+		out.Start = t.SrcOff(a)
+		if b > a {
+			out.End = t.SrcEnd(b-1, input)
+		} else {
+			out.End = out.Start
+		}
+	}
+}
+
+// SpanHit is a rule hit in folded coordinates.
+type SpanHit struct{ Rule, Start, End int }
+
+// Analysis is the trainer's view of one text: its folded length, the n-gram buckets of every
+// position and the rule hits. Only the first MaxChunk bytes of the input are analysed.
+type Analysis struct {
+	N       int
+	Buckets []uint32 // flattened; position i's buckets are Buckets[Pos[i]:Pos[i+1]]
+	Pos     []int32
+	Hits    []SpanHit
+	Script  int // dominant script, or -1
+}
+
+// Analyze extracts the features Scan scores, for training.
+func Analyze(cfg Config, input []byte, doc bool) *Analysis {
+	if len(input) > MaxChunk {
+		input = input[:cutPoint(input, MaxChunk)]
+	}
+	s := new(Scratch)
+	t := &s.t
+	t.Fold(input, 0)
+	s.hits.reset()
+	scanRules(t, input, doc, &s.hits, &s.mt, &s.cues)
+	s.encodings(input, 0, len(input), doc)
+	a := &Analysis{N: len(t.R), Pos: make([]int32, len(t.R)+1), Script: t.DominantScript()}
+	cfg.buckets(t.R, s.cues, func(i int, b uint32) {
+		a.Buckets = append(a.Buckets, b)
+		a.Pos[i+1] = int32(len(a.Buckets))
+	})
+	for i := 1; i <= a.N; i++ { // positions without any n-gram
+		if a.Pos[i] < a.Pos[i-1] {
+			a.Pos[i] = a.Pos[i-1]
+		}
+	}
+	for k := 0; k < s.hits.n; k++ {
+		h := s.hits.h[k]
+		a.Hits = append(a.Hits, SpanHit{Rule: int(h.rule), Start: int(h.fs), End: int(h.fe)})
+	}
+	return a
+}
+
+// long returns the length above which a text is scored by windows.
+func (c Config) long() int { return max(int(c.Long), int(c.Window)) }
+
+// Windows returns the folded spans Scan scores for a text of n folded characters (at most one
+// chunk long): the whole text when whole is true, and the windows when windows is true and the
+// text is long.
+func (c Config) Windows(n int, whole, windows bool) [][2]int {
+	var out [][2]int
+	W := int(c.Window)
+	if whole {
+		out = append(out, [2]int{0, n})
+	}
+	if windows && n > c.long() {
+		for a := 0; ; a += int(c.Stride) {
+			b := min(a+W, n)
+			out = append(out, [2]int{a, b})
+			if b == n {
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,713 @@
+// Command train builds warden's prompt-injection model from the labelled data set, and evaluates
+// the embedded model.
+//
+//	go run ./internal/guard/injection/train -data ../shared/datasets/injection-dev.jsonl \
+//	    -out internal/guard/injection/model.bin        # train, report, write the weights
+//	go run ./internal/guard/injection/train -loso -out internal/guard/injection/model.bin  # the same, with leave-one-source-out figures
+//	go run ./internal/guard/injection/train -cv-only -words 0      # cross-validation only (no final fit, validation untouched): ablations
+//	go run ./internal/guard/injection/train -eval      # evaluate the embedded weights on the validation split
+//	go run ./internal/guard/injection/train -eval -split all -data other.jsonl   # on every row of another file
+//	go run ./internal/guard/injection/train -eval -export /tmp/injection-val.jsonl  # also write the split for peers
+//
+// Training is deterministic: the split and the folds are hashes of the texts, the optimiser is
+// full-batch L-BFGS from a fixed start, and sums are reduced in a fixed order.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-ai/warden/internal/guard/injection"
+	"github.com/warden-ai/warden/internal/guard/injection/internal/dataset"
+	"github.com/warden-ai/warden/internal/guard/injection/internal/engine"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "train:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	data, out, split, export string
+	eval, loso, cvOnly       bool
+	cfg                      engine.Config
+	fpr                      float64
+	iters                    int
+	lambdas                  string
+	dump                     int
+	script                   bool
+	mil                      int  // multiple-instance rounds after the first fit
+	milWhole                 bool // keep a long attack text's whole-text example as a positive in MIL rounds
+	milIters                 int  // L-BFGS iterations of a multiple-instance round (warm-started)
+	domainAll                bool // the domain nuisance offset applies to every span of a BIPIA text, not only the whole text
+	rules                    bool // use the rule indicators as features (false: ablation)
+	windowBias               bool // learn an offset for window spans
+	milSkip                  bool // leave long attack texts out of the first fit
+	winNeg                   bool // the windows of long benign texts are negatives even when Detect scores whole texts only
+	bag                      bool // ship the mean of the cross-validation fold models instead of a refit on all training rows
+}
+
+func run(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	var o options
+	var bits, minN, maxN, words, window, stride, long uint
+	fs.StringVar(&o.data, "data", "../shared/datasets/injection-dev.jsonl", "labelled JSON-lines data set")
+	fs.StringVar(&o.out, "out", "", "write the trained weights here")
+	fs.BoolVar(&o.eval, "eval", false, "evaluate the embedded weights instead of training")
+	fs.StringVar(&o.split, "split", "val", "rows to evaluate with -eval: val, train or all")
+	fs.StringVar(&o.export, "export", "", "with -eval: write the evaluated rows (text, label, source) to this JSON-lines file, for peer detectors")
+	fs.BoolVar(&o.loso, "loso", false, "also report leave-one-source-out cross-validation on the training split")
+	fs.UintVar(&bits, "bits", 18, "log2 of the hashed feature table size")
+	fs.UintVar(&minN, "minn", 3, "shortest character n-gram")
+	fs.UintVar(&maxN, "maxn", 5, "longest character n-gram (-minn 0 -maxn 0: no character n-grams)")
+	fs.UintVar(&words, "words", 2, "word features: 0 none, 1 unigrams, 2 unigrams and bigrams")
+	fs.BoolVar(&o.cfg.Cues, "cues", false, "cue-word features (multilingual lexicon concepts, and the same at a sentence start)")
+	fs.UintVar(&window, "window", 128, "window length in folded characters, for long texts")
+	fs.UintVar(&stride, "stride", 64, "window stride")
+	fs.UintVar(&long, "long", 400, "texts longer than this many folded characters (and than a window) are also scored by windows")
+	fs.IntVar(&o.mil, "mil", 3, "multiple-instance rounds: refits in which each long attack text's positive example is its highest-scoring span")
+	fs.IntVar(&o.milIters, "mil-iters", 100, "L-BFGS iterations of each multiple-instance round (warm-started from the previous fit)")
+	fs.BoolVar(&o.domainAll, "domain-all", true, "apply the document-domain nuisance offset to every span of a BIPIA text (false: the whole-text example only)")
+	fs.BoolVar(&o.milWhole, "mil-whole", false, "in multiple-instance rounds, keep long attack texts' whole-text examples as positives too")
+	fs.BoolVar(&o.milSkip, "mil-skip", true, "leave long attack texts out of the first fit (their positive span is chosen by the model of the short texts)")
+	fs.BoolVar(&o.winNeg, "window-negatives", true, "train on the windows of long benign texts as negatives even when Detect scores whole texts only")
+	fs.BoolVar(&o.windowBias, "window-bias", true, "learn a logit offset for windows (spans shorter than the whole text)")
+	fs.BoolVar(&o.rules, "rules", true, "use the rules as features (false: ablation, the rule indicators are left out)")
+	fs.BoolVar(&o.bag, "bag", true, "ship the mean of the fold models (the models the threshold was chosen for) instead of refitting on the whole training split")
+	fs.BoolVar(&o.cvOnly, "cv-only", false, "stop after cross-validation (and -loso): no final fit, no validation")
+	var norm string
+	fs.StringVar(&norm, "norm", "sqrt", "n-gram sum normalisation: mean or sqrt")
+	fs.BoolVar(&o.cfg.PromptWindows, "prompt-windows", true, "Detect also scores windows of long texts")
+	fs.Float64Var(&o.fpr, "fpr", 0.015, "false-positive rate the threshold is chosen for, on out-of-fold training scores")
+	fs.IntVar(&o.iters, "iters", 300, "L-BFGS iterations at most (a fixed budget: with the small L2 strengths used, it also acts as early stopping)")
+	fs.IntVar(&o.dump, "dump", 0, "print the N highest-scoring benign and lowest-scoring attack training rows (out-of-fold), for error analysis")
+	fs.StringVar(&o.lambdas, "lambda", "1e-6,3e-6,1e-5", "comma-separated L2 strengths to cross-validate")
+	fs.BoolVar(&o.script, "script-nuisance", true, "fit per-script offsets during training and drop them at inference")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.cfg = engine.Config{Bits: uint8(bits), MinN: uint8(minN), MaxN: uint8(maxN), Words: uint8(words), Window: uint16(window),
+		Stride: uint16(stride), Long: uint16(max(long, window)), PromptWindows: o.cfg.PromptWindows, Cues: o.cfg.Cues}
+	switch norm {
+	case "mean":
+		o.cfg.Norm = 1
+	case "sqrt":
+	default:
+		return fmt.Errorf("-norm %q: want mean or sqrt", norm)
+	}
+	raw, err := os.ReadFile(o.data)
+	if err != nil {
+		return err
+	}
+	rows, err := dataset.Read(bytesReader(raw))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(raw)
+	groups := dataset.Assign(rows)
+	fmt.Fprintf(w, "data %s (sha256 %s…): %d rows, %d near-duplicate groups\n", o.data, hex.EncodeToString(sum[:8]), len(rows), groups)
+	printSplit(w, rows)
+	if o.eval {
+		return evaluate(w, o, rows)
+	}
+	return trainAll(w, o, rows, hex.EncodeToString(sum[:]))
+}
+
+func printSplit(w io.Writer, rows []dataset.Row) {
+	var c [2][2]int
+	for _, r := range rows {
+		c[b2i(r.Val)][b2i(r.Attack)]++
+	}
+	fmt.Fprintf(w, "split: train %d attack / %d benign, validation %d attack / %d benign\n", c[0][1], c[0][0], c[1][1], c[1][0])
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func selectRows(rows []dataset.Row, split string) ([]dataset.Row, error) {
+	var out []dataset.Row
+	for _, r := range rows {
+		switch split {
+		case "val":
+			if r.Val {
+				out = append(out, r)
+			}
+		case "train":
+			if !r.Val {
+				out = append(out, r)
+			}
+		case "all":
+			out = append(out, r)
+		default:
+			return nil, fmt.Errorf("-split %q: want val, train or all", split)
+		}
+	}
+	return out, nil
+}
+
+// evaluate scores rows with the embedded detector, the way a caller does.
+func evaluate(w io.Writer, o options, rows []dataset.Row) error {
+	sel, err := selectRows(rows, o.split)
+	if err != nil {
+		return err
+	}
+	d := injection.Default()
+	var all dataset.Metrics
+	bySource, byVariant, doc := dataset.Breakdown{}, dataset.Breakdown{}, dataset.Breakdown{}
+	start := time.Now()
+	var nbytes int
+	for _, r := range sel {
+		res := d.Detect([]byte(r.Text))
+		nbytes += len(r.Text)
+		all.Add(r.Attack, res.Attack)
+		bySource.Add(r.Family(), r.Attack, res.Attack)
+		if r.Attack && r.Variant != "" {
+			byVariant.Add(r.Variant, r.Attack, res.Attack)
+		}
+		if len(r.Text) > 1000 {
+			doc.Add(r.Family(), r.Attack, d.DetectDocument([]byte(r.Text)).Attack)
+		}
+	}
+	el := time.Since(start)
+	fmt.Fprintf(w, "\nembedded model, Detect on the %s split (%d rows, threshold %.3f):\n  %s\n", o.split, len(sel), d.Threshold(), all)
+	fmt.Fprintf(w, "  scoring time %v for %d bytes (%.1f MB/s, one goroutine, includes DetectDocument on long rows)\n",
+		el.Round(time.Millisecond), nbytes, float64(nbytes)/el.Seconds()/1e6)
+	fmt.Fprintln(w, "per source:")
+	bySource.Write(w, "  ")
+	fmt.Fprintln(w, "per attack variant (recall):")
+	byVariant.Write(w, "  ")
+	fmt.Fprintln(w, "DetectDocument on rows longer than 1,000 bytes:")
+	doc.Write(w, "  ")
+	if o.export != "" {
+		f, err := os.Create(o.export)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(f)
+		for _, r := range sel {
+			if err := enc.Encode(map[string]string{"text": r.Text, "label": r.Label, "source": r.Source, "family": r.Family()}); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "wrote %d rows to %s (not for committing)\n", len(sel), o.export)
+	}
+	return nil
+}
+
+// prepared is a row with its analysis.
+type prepared struct {
+	row *dataset.Row
+	a   *engine.Analysis
+}
+
+type builder struct {
+	cfg        engine.Config
+	rules      bool
+	windowBias bool
+	count      []int32
+	touch      []uint32
+}
+
+// example builds the training example of folded span [s, e) of a.
+func (b *builder) example(a *engine.Analysis, s, e int, y, wt float64) example {
+	if b.count == nil {
+		b.count = make([]int32, 1<<b.cfg.Bits)
+	}
+	b.touch = b.touch[:0]
+	for _, k := range a.Buckets[a.Pos[s]:a.Pos[e]] {
+		if b.count[k] == 0 {
+			b.touch = append(b.touch, k)
+		}
+		b.count[k]++
+	}
+	sort.Slice(b.touch, func(i, j int) bool { return b.touch[i] < b.touch[j] })
+	ex := example{y: y, w: wt, script: a.Script, domain: -1, win: b.windowBias && !(s == 0 && e == a.N)}
+	norm := b.cfg.NormFactor(int(a.Pos[e] - a.Pos[s]))
+	ex.idx = make([]uint32, len(b.touch))
+	ex.val = make([]float32, len(b.touch))
+	for i, k := range b.touch {
+		ex.idx[i] = k
+		ex.val[i] = float32(float64(b.count[k]) * norm)
+		b.count[k] = 0
+	}
+	if b.rules {
+		for _, h := range a.Hits {
+			if h.Start >= s && h.End <= e {
+				ex.rules |= 1 << uint(h.Rule)
+			}
+		}
+	}
+	return ex
+}
+
+// examples builds the training examples of rows. Every span the detector scores (the whole text,
+// and for a text longer than a window, every window) of a benign text is a negative: the
+// detector's score is the highest span score, so every span must stay low. An attack text needs
+// only one high span: without parameters x its whole text is the positive example; with x
+// (multiple-instance learning) the positive is the span x scores highest, which for an instruction
+// planted in a long document is the window that holds it.
+func examples(o options, ps []prepared, l layout, x []float64) []example {
+	var npos, nneg float64
+	for _, p := range ps {
+		if p.row.Attack {
+			npos++
+		} else {
+			nneg++
+		}
+	}
+	b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
+	out := make([]example, 0, len(ps))
+	for _, p := range ps {
+		first := len(out)
+		out = rowExamples(out, b, o, p, l, x, npos, nneg)
+		if o.domainAll {
+			setDomain(out, first, len(out), domainOf(p.row))
+		} else {
+			setDomain(out, first, first+1, domainOf(p.row)) // the whole-text example comes first
+		}
+	}
+	return out
+}
+
+func rowExamples(out []example, b *builder, o options, p prepared, l layout, x []float64, npos, nneg float64) []example {
+	y, wt := 0.0, (npos+nneg)/(2*nneg)
+	if p.row.Attack {
+		y, wt = 1, (npos+nneg)/(2*npos)
+	}
+	spans := o.cfg.Windows(p.a.N, true, o.cfg.PromptWindows)
+	if !p.row.Attack && o.winNeg {
+		spans = o.cfg.Windows(p.a.N, true, true) // hard negatives even where Detect does not score windows
+	}
+	long := len(spans) > 1
+	if x == nil && o.windowBias && o.cfg.PromptWindows {
+		// First fit: whole texts only, so that the window offset is learned in the
+		// multiple-instance rounds from positive and negative windows alike (with benign windows
+		// alone it would only learn to switch windows off).
+		spans = spans[:1]
+	}
+	if !p.row.Attack {
+		out = append(out, b.example(p.a, 0, p.a.N, 0, wt))
+		if k := len(spans) - 1; k > 0 {
+			ww := wt / math.Sqrt(float64(k))
+			for _, sp := range spans[1:] {
+				out = append(out, b.example(p.a, sp[0], sp[1], 0, ww))
+			}
+		}
+		return out
+	}
+	if x == nil && long && o.milSkip {
+		return out // first fit: long attack texts wait until a model can point at their best span
+	}
+	if x == nil || len(spans) == 1 {
+		return append(out, b.example(p.a, 0, p.a.N, y, wt))
+	}
+	best, bz := -1, math.Inf(-1)
+	for k, sp := range spans {
+		ex := b.example(p.a, sp[0], sp[1], 0, 0)
+		if z := l.logit(x, &ex, false); z > bz {
+			best, bz = k, z
+		}
+	}
+	if o.milWhole && best != 0 {
+		out = append(out, b.example(p.a, 0, p.a.N, y, wt))
+	}
+	return append(out, b.example(p.a, spans[best][0], spans[best][1], y, wt))
+}
+
+// fit trains on whole texts and benign windows, then refits o.mil times with each long attack
+// text's positive example moved to its highest-scoring span under the previous fit.
+func fit(o options, l layout, h hyper, ps []prepared) []float64 {
+	x := train(l, h, examples(o, ps, l, nil), o.iters, nil)
+	for r := 0; r < o.mil; r++ {
+		x = train(l, h, examples(o, ps, l, x), o.milIters, x) // warm start
+	}
+	return x
+}
+
+// score returns the detector's logit for a prepared row under parameters x (script offsets not used).
+func score(l layout, cfg engine.Config, x []float64, p prepared, b *builder) float64 {
+	best := math.Inf(-1)
+	for _, sp := range cfg.Windows(p.a.N, true, cfg.PromptWindows) {
+		ex := b.example(p.a, sp[0], sp[1], 0, 0)
+		if z := l.logit(x, &ex, false); z > best {
+			best = z
+		}
+	}
+	return best
+}
+
+// thresholdFor returns the smallest logit threshold whose false-positive rate on the benign
+// scores is at most fpr.
+func thresholdFor(benign []float64, fpr float64) float64 {
+	s := append([]float64(nil), benign...)
+	sort.Float64s(s)
+	allowed := int(math.Floor(fpr * float64(len(s))))
+	if allowed >= len(s) {
+		return math.Inf(-1)
+	}
+	// predictions are score >= t; leave the `allowed` highest benign scores above
+	i := len(s) - 1 - allowed
+	return math.Nextafter(s[i], math.Inf(1))
+}
+
+type cvResult struct {
+	h         hyper
+	oof       []float64 // per training row
+	threshold float64   // logit
+	m         dataset.Metrics
+	models    [][]float64 // the fold models, in fold order
+}
+
+func crossValidate(o options, l layout, h hyper, ps []prepared) cvResult {
+	oof := make([]float64, len(ps))
+	var models [][]float64
+	b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
+	for f := 0; f < dataset.Folds; f++ {
+		var tr, te []int
+		for i, p := range ps {
+			if p.row.Fold == f {
+				te = append(te, i)
+			} else {
+				tr = append(tr, i)
+			}
+		}
+		sub := make([]prepared, len(tr))
+		for k, i := range tr {
+			sub[k] = ps[i]
+		}
+		x := fit(o, l, h, sub)
+		models = append(models, x)
+		for _, i := range te {
+			oof[i] = score(l, o.cfg, x, ps[i], b)
+		}
+	}
+	var benign []float64
+	for i, p := range ps {
+		if !p.row.Attack {
+			benign = append(benign, oof[i])
+		}
+	}
+	t := thresholdFor(benign, o.fpr)
+	var m dataset.Metrics
+	for i, p := range ps {
+		m.Add(p.row.Attack, oof[i] >= t)
+	}
+	return cvResult{h: h, oof: oof, threshold: t, m: m, models: models}
+}
+
+func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error {
+	if o.out == "" && !o.cvOnly {
+		return fmt.Errorf("-out is required when training")
+	}
+	start := time.Now()
+	var trainRows, valRows []prepared
+	for i := range rows {
+		r := &rows[i]
+		if len(r.Text) > engine.MaxChunk {
+			return fmt.Errorf("row longer than %d bytes: %s", engine.MaxChunk, r.Source)
+		}
+		p := prepared{row: r, a: engine.Analyze(o.cfg, []byte(r.Text), false)}
+		if r.Val {
+			valRows = append(valRows, p)
+		} else {
+			trainRows = append(trainRows, p)
+		}
+	}
+	l := newLayout(o.cfg.Bits)
+	fmt.Fprintf(w, "features: %d-bit hashed character %d..%d-grams, word features %d, cue features %v, rules %v (%d); window %d stride %d long %d (window bias %v), prompt windows %v; MIL rounds %d (whole kept %v); analysed in %v\n",
+		o.cfg.Bits, o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.rules, engine.NumRules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias, o.cfg.PromptWindows,
+		o.mil, o.milWhole, time.Since(start).Round(time.Millisecond))
+
+	grid := []hyper{}
+	for _, f := range strings.Split(o.lambdas, ",") {
+		lam, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || lam <= 0 {
+			return fmt.Errorf("-lambda: bad value %q", f)
+		}
+		grid = append(grid, hyper{lambda: lam, mu: 1e-3, nu: 1e-4, script: o.script})
+	}
+	fmt.Fprintf(w, "\n%d-fold cross-validation on the training split (threshold at out-of-fold FPR ≤ %.3f):\n", dataset.Folds, o.fpr)
+	var best cvResult
+	for i, h := range grid {
+		r := crossValidate(o, l, h, trainRows)
+		fmt.Fprintf(w, "  lambda %.0e mu %.0e nu %.0e nuisance %v: %s; recall at OOF FPR 1%% %.3f, 1.5%% %.3f, 2%% %.3f\n", h.lambda, h.mu, h.nu, h.script, r.m,
+			recallAt(trainRows, r.oof, 0.01), recallAt(trainRows, r.oof, 0.015), recallAt(trainRows, r.oof, 0.02))
+		if i == 0 || r.m.Recall() > best.m.Recall()+1e-9 {
+			best = r
+		}
+	}
+	fmt.Fprintf(w, "chosen: lambda %.0e (highest out-of-fold recall at the FPR target), logit threshold %.4f\n", best.h.lambda, best.threshold)
+	if o.dump > 0 {
+		dump(w, trainRows, best, o.dump)
+	}
+	oofBySource := dataset.Breakdown{}
+	for i, p := range trainRows {
+		oofBySource.Add(p.row.Family(), p.row.Attack, best.oof[i] >= best.threshold)
+	}
+	fmt.Fprintln(w, "out-of-fold, per source:")
+	oofBySource.Write(w, "  ")
+
+	if o.loso {
+		leaveOneSourceOut(w, o, l, best, trainRows)
+	}
+	if o.cvOnly {
+		fmt.Fprintf(w, "total time %v (-cv-only: no final fit, validation not scored)\n", time.Since(start).Round(time.Second))
+		return nil
+	}
+
+	var x []float64
+	if o.bag {
+		x = average(best.models)
+	} else {
+		x = fit(o, l, best.h, trainRows)
+	}
+	m := quantise(o.cfg, l, x, best.threshold)
+	fmt.Fprintf(w, "final fit: bias %.3f, window bias %.3f, n-gram scale %.3g\n", m.Bias, m.WindowBias, m.Scale)
+	// validation, once, through the same scanning code the detector uses
+	var val dataset.Metrics
+	bySource, byVariant := dataset.Breakdown{}, dataset.Breakdown{}
+	var s engine.Scratch
+	var out engine.Outcome
+	for _, p := range valRows {
+		m.Scan([]byte(p.row.Text), false, &s, &out)
+		pred := sigmoid(out.Logit) >= m.Threshold
+		val.Add(p.row.Attack, pred)
+		bySource.Add(p.row.Family(), p.row.Attack, pred)
+		if p.row.Attack && p.row.Variant != "" {
+			byVariant.Add(p.row.Variant, true, pred)
+		}
+	}
+	meta, _ := json.Marshal(map[string]any{
+		"data_sha256": dataSum, "lambda": best.h.lambda, "mu": best.h.mu, "nu": best.h.nu,
+		"oof_fpr_target": o.fpr, "oof_recall": best.m.Recall(), "oof_fpr": best.m.FPR(),
+		"val_precision": val.Precision(), "val_recall": val.Recall(), "val_fpr": val.FPR(),
+		"oof_recall_at_fpr": map[string]float64{"0.01": recallAt(trainRows, best.oof, 0.01), "0.015": recallAt(trainRows, best.oof, 0.015),
+			"0.02": recallAt(trainRows, best.oof, 0.02)},
+		"features": fmt.Sprintf("char %d..%d-grams, words %d, cues %v, rules %v, window %d/%d long %d, window bias %v",
+			o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.rules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias),
+		"split":   "sha256 of near-duplicate group key, 20% validation",
+		"trainer": fmt.Sprintf("L-BFGS, class-balanced log-loss, %d MIL rounds (long attack texts skipped in the first fit: %v)", o.mil, o.milSkip),
+	})
+	m.Meta = meta
+	blob := m.Encode()
+	if _, err := engine.Decode(blob); err != nil {
+		return fmt.Errorf("re-reading the weights: %w", err)
+	}
+	if err := os.WriteFile(o.out, blob, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nwrote %s (%d bytes)\n", o.out, len(blob))
+	fmt.Fprintln(w, "rule weights (prior → trained):")
+	for r := 0; r < engine.NumRules; r++ {
+		fmt.Fprintf(w, "  %-32s %5.2f → %5.2f\n", engine.RuleName(r), engine.RulePrior(r), m.Rule[r])
+	}
+	fmt.Fprintf(w, "\nvalidation split (%d rows), quantised model, threshold %.4f:\n  %s\n", len(valRows), m.Threshold, val)
+	fmt.Fprintln(w, "per source:")
+	bySource.Write(w, "  ")
+	fmt.Fprintln(w, "per attack variant (recall):")
+	byVariant.Write(w, "  ")
+	fmt.Fprintf(w, "total time %v\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// average returns the element-wise mean of the fold models. The model is linear in its
+// parameters, so every span's logit under the mean is the mean of the fold models' logits: the
+// threshold chosen on their out-of-fold scores carries over, which a refit with a different
+// amount of data would not guarantee.
+func average(xs [][]float64) []float64 {
+	out := make([]float64, len(xs[0]))
+	for _, x := range xs {
+		for j, v := range x {
+			out[j] += v
+		}
+	}
+	for j := range out {
+		out[j] /= float64(len(xs))
+	}
+	return out
+}
+
+// quantise converts float parameters to the weight file's int16 table.
+func quantise(cfg engine.Config, l layout, x []float64, logitThreshold float64) *engine.Model {
+	var mx float64
+	for j := 0; j < l.nw; j++ {
+		mx = math.Max(mx, math.Abs(x[j]))
+	}
+	if mx == 0 {
+		mx = 1
+	}
+	m := &engine.Model{Cfg: cfg, Bias: x[l.bias()], Scale: mx / 32767, W: make([]int16, l.nw), FoldSum: engine.FoldChecksum()}
+	for j := 0; j < l.nw; j++ {
+		m.W[j] = int16(math.Round(x[j] / m.Scale))
+	}
+	for r := 0; r < l.nr; r++ {
+		m.Rule[r] = x[l.rule(r)]
+	}
+	m.WindowBias = x[l.win()]
+	m.Threshold = sigmoid(logitThreshold)
+	m.DocThreshold = m.Threshold
+	return m
+}
+
+// leaveOneSourceOut trains without each source in turn and scores that source: an estimate of how
+// the detector does on a source it has never seen. A source is a data domain with its attacks and
+// its benign texts together (a BIPIA task's clean and attacked contexts; PurpleLlama's English
+// injections and the system prompts they target; its multilingual injections and multilingual
+// false-refusal prompts): leaving out only one label of a domain would measure the domain, not
+// the detector.
+func leaveOneSourceOut(w io.Writer, o options, l layout, best cvResult, ps []prepared) {
+	srcs := map[string]bool{}
+	for _, p := range ps {
+		srcs[sourceOf(p.row)] = true
+	}
+	names := make([]string, 0, len(srcs))
+	for f := range srcs {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "leave-one-source-out (train on the other sources of the training split, same threshold):")
+	bd, bySource := dataset.Breakdown{}, dataset.Breakdown{}
+	var all dataset.Metrics
+	b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
+	for _, f := range names {
+		var tr, te []prepared
+		for _, p := range ps {
+			if sourceOf(p.row) == f {
+				te = append(te, p)
+			} else {
+				tr = append(tr, p)
+			}
+		}
+		x := fit(o, l, best.h, tr)
+		for _, p := range te {
+			pred := score(l, o.cfg, x, p, b) >= best.threshold
+			bd.Add(p.row.Family(), p.row.Attack, pred)
+			bySource.Add(f, p.row.Attack, pred)
+			all.Add(p.row.Attack, pred)
+		}
+	}
+	fmt.Fprintf(w, "  pooled: %s\n", all)
+	fmt.Fprintln(w, " per left-out source:")
+	bySource.Write(w, "  ")
+	fmt.Fprintln(w, " per family:")
+	bd.Write(w, "  ")
+}
+
+// sourceOf returns the leave-one-source-out group of a row.
+func sourceOf(r *dataset.Row) string {
+	f := r.Family()
+	switch {
+	case strings.HasPrefix(f, "BIPIA/"):
+		return strings.TrimSuffix(f, "+attack")
+	case f == "PurpleLlama/prompt_injection" || f == "PurpleLlama/system_prompts":
+		return "PurpleLlama/prompt_injection (English, with its system prompts)"
+	case f == "PurpleLlama/prompt_injection_multilingual" || f == "PurpleLlama/mitre_frr_multilingual":
+		return "PurpleLlama multilingual (injections and false-refusal prompts)"
+	case strings.HasPrefix(f, "self-instruct/"):
+		return "self-instruct"
+	}
+	return f
+}
+
+type sliceReader struct{ b []byte }
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func bytesReader(b []byte) io.Reader { return &sliceReader{b} }
+
+// dump prints the out-of-fold errors nearest the threshold, for error analysis on the terminal
+// (nothing is written to files).
+func dump(w io.Writer, ps []prepared, r cvResult, n int) {
+	idx := make([]int, len(ps))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return r.oof[idx[a]] > r.oof[idx[b]] })
+	show := func(i int) {
+		t := []rune(ps[i].row.Text)
+		if len(t) > 110 {
+			t = t[:110]
+		}
+		fmt.Fprintf(w, "  %7.3f %-40s %q\n", r.oof[i], ps[i].row.Family(), string(t))
+	}
+	fmt.Fprintln(w, "highest-scoring benign rows:")
+	k := 0
+	for _, i := range idx {
+		if !ps[i].row.Attack && k < n {
+			show(i)
+			k++
+		}
+	}
+	fmt.Fprintln(w, "lowest-scoring attack rows:")
+	k = 0
+	for j := len(idx) - 1; j >= 0; j-- {
+		if i := idx[j]; ps[i].row.Attack && k < n {
+			show(i)
+			k++
+		}
+	}
+}
+
+func setDomain(ex []example, from, to, d int) {
+	for i := from; i < to; i++ {
+		ex[i].domain = d
+	}
+}
+
+// domainOf returns the nuisance domain of a row: BIPIA's e-mail, table and code contexts appear
+// both clean (benign) and with a planted instruction (attack).
+func domainOf(r *dataset.Row) int {
+	f := r.Family()
+	switch {
+	case strings.HasPrefix(f, "BIPIA/email"):
+		return 0
+	case strings.HasPrefix(f, "BIPIA/table"):
+		return 1
+	case strings.HasPrefix(f, "BIPIA/code"):
+		return 2
+	}
+	return -1
+}
+
+// recallAt returns the out-of-fold recall at the threshold giving false-positive rate fpr.
+func recallAt(ps []prepared, oof []float64, fpr float64) float64 {
+	var benign []float64
+	for i, p := range ps {
+		if !p.row.Attack {
+			benign = append(benign, oof[i])
+		}
+	}
+	t := thresholdFor(benign, fpr)
+	var m dataset.Metrics
+	for i, p := range ps {
+		m.Add(p.row.Attack, oof[i] >= t)
+	}
+	return m.Recall()
+}
