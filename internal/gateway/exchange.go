@@ -154,8 +154,8 @@ type Grant struct {
 // Finding is something a guard found in a body. It carries the type and
 // the span, never the matched text.
 type Finding struct {
-	Guard  string  `json:"guard"`            // injection | dlp | output
-	Type   string  `json:"type"`             // e.g. email, payment_card, aws_access_key, prompt_injection, canary
+	Guard  string  `json:"guard"`            // injection | dlp | canary
+	Type   string  `json:"type"`             // e.g. email, payment_card, aws_access_key, injection, indirect_injection, canary_leak
 	Class  string  `json:"class"`            // data class seen by policy: pii, secret, injection, leak
 	Where  string  `json:"where"`            // request | response | tool_result
 	Start  int64   `json:"start"`            // byte offset in the scanned body or stream
