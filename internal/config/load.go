@@ -540,6 +540,7 @@ func (c *Config) applyDefaults() {
 	c.applyContextDefaults()
 	c.applyGrantsDefaults()
 	c.applyGuardsDefaults()
+	c.applyLimitsDefaults()
 	c.applyPolicyDefaults()
 }
 
@@ -568,4 +569,5 @@ func (c *Config) resolvePaths() {
 	c.resolveIdentityPaths(abs)
 	c.resolveContextPaths(abs)
 	c.resolveGuardsPaths(abs)
+	c.resolveLimitsPaths(abs)
 }

@@ -27,6 +27,8 @@ type Config struct {
 	Identity Identity `yaml:"identity"`
 	// Guards configures DLP over request and response bodies (guards.go).
 	Guards Guards `yaml:"guards"`
+	// Limits configures rate limits and token budgets (limits.go).
+	Limits Limits `yaml:"limits"`
 
 	// Dir is the directory of the config file; relative paths are resolved
 	// against it at load. Not read from YAML.

@@ -229,6 +229,7 @@ func (c *Config) validate(v *validator) {
 	c.validateAudit(v)
 	c.validateContext(v)
 	c.validateGuards(v)
+	c.validateLimits(v)
 	c.validateIdentity(v)
 }
 

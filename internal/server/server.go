@@ -23,6 +23,7 @@ import (
 	"github.com/warden-ai/warden/internal/config"
 	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/identity"
+	"github.com/warden-ai/warden/internal/limit"
 	"github.com/warden-ai/warden/internal/telemetry"
 )
 
@@ -37,6 +38,7 @@ type Server struct {
 	handlers []http.Handler // one per listener: they differ only in the body limit
 	self     *SelfSigned
 	ident    *identityParts
+	limits   *limit.Stage // nil: no limits configured (internal/server/limits.go)
 	// extraChecks are readiness checks of components beyond audit and keys
 	// (trust bundles, certificates, revocations, ...), by name.
 	extraChecks map[string]func() error
@@ -161,6 +163,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	wireGuards(guards, authorize, proxy)
+	if s.limits, err = s.buildLimits(wctx, cfg, authorize); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	for _, l := range cfg.Listeners {
 		// The order is the security argument: audit wraps everything (so every
 		// outcome is recorded), the cheap route match comes before identity,
@@ -174,7 +179,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 			grants,      // ex.Grants: the principal's active just-in-time grants
 		}
 		stages = append(stages, guardStages(guards)...) // ex.Findings of the request body
-		stages = append(stages, authorize, proxy)
+		stages = append(stages, authorize)
+		stages = append(stages, limitStages(s.limits)...) // requests and token budgets per principal
+		stages = append(stages, proxy)
 		s.handlers = append(s.handlers, withJWKS(s.ident.jwks,
 			gateway.NewHandler(stages, gateway.HandlerOptions{Logger: s.logger, Observer: s.metrics})))
 	}
@@ -388,6 +395,9 @@ func (s *Server) closeStores() error {
 			for _, c := range s.ident.closers {
 				_ = c()
 			}
+		}
+		if s.limits != nil {
+			_ = s.limits.Close()
 		}
 		if s.audit != nil {
 			err = s.audit.Close()
