@@ -197,6 +197,9 @@ func policyEval(args []string, stdout, stderr io.Writer) int {
 		if _, ok := d.Obligations[policy.ObligationRequireMFA]; ok && d.Allow {
 			notes = append(notes, "require_mfa is enforced only when identity.mfa is configured; without it the gateway denies")
 		}
+		if _, ok := d.Obligations[policy.ObligationMask]; ok && d.Allow {
+			notes = append(notes, "mask is enforced by the guards, which are on by default; with guards.enabled: false the gateway denies")
+		}
 	}
 	out := evalOutput{Allow: d.Allow && err == nil, Reasons: d.Reasons, Obligations: d.Obligations,
 		PolicyVersion: d.PolicyVersion, Fired: x.Fired, Notes: notes}
@@ -233,10 +236,11 @@ func policyEval(args []string, stdout, stderr io.Writer) int {
 }
 
 // evalEnforced reports whether `warden serve` has an enforcer for an
-// obligation kind: the policy package's own, and require_mfa (when
-// identity.mfa is configured; eval says so in a note).
+// obligation kind: the policy package's own, require_mfa (when
+// identity.mfa is configured) and mask (when the guards are enabled, the
+// default); eval says so in a note. rate_class has none yet.
 func evalEnforced(kind string) bool {
-	return policy.Enforcers()[kind] != nil || kind == policy.ObligationRequireMFA
+	return policy.Enforcers()[kind] != nil || kind == policy.ObligationRequireMFA || kind == policy.ObligationMask
 }
 
 // printEvalText prints the decision and its explanation for people.

@@ -122,6 +122,9 @@ func TestPolicyEval(t *testing.T) {
 	mask := writePolicyFiles(t, map[string]string{
 		"authz.rego": "package warden.authz\n\nallow := true\n\nobligations := {\"mask\": {\"pii\": \"mask\"}}\n",
 	})
+	rateClass := writePolicyFiles(t, map[string]string{
+		"authz.rego": "package warden.authz\n\nallow := true\n\nobligations := {\"rate_class\": \"bulk\"}\n",
+	})
 	mfa := writePolicyFiles(t, map[string]string{
 		"authz.rego": "package warden.authz\n\nallow := true\n\nobligations := {\"require_mfa\": true, \"max_tokens\": 256}\n",
 	})
@@ -142,8 +145,9 @@ func TestPolicyEval(t *testing.T) {
 		{"deny", quickstartPolicy, "internal-finetune-raw", exitOK, false,
 			[]string{"model internal-finetune-raw is blocked by policy"}, "", "data.warden.authz.deny", ""},
 		{"unknown obligation", obligations, "m", exitOK, false, []string{"unsupported obligation: cap"}, "", "data.warden.authz.obligations", ""},
-		{"obligation without an enforcer", mask, "m", exitOK, false,
-			[]string{"unsupported obligation: mask (not enabled on this gateway)"}, "", "data.warden.authz.obligations", ""},
+		{"obligation without an enforcer", rateClass, "m", exitOK, false,
+			[]string{"unsupported obligation: rate_class (not enabled on this gateway)"}, "", "data.warden.authz.obligations", ""},
+		{"mask needs the guards", mask, "m", exitOK, true, []string{}, "", "data.warden.authz.obligations", "guards.enabled"},
 		{"require_mfa needs identity.mfa", mfa, "m", exitOK, true, []string{}, "", "data.warden.authz.obligations", "identity.mfa"},
 		{"evaluation error", nonbool, "m", exitFail, false, []string{"policy evaluation failed"}, "allow is number, want boolean", "", ""},
 		{"malformed obligation", badObligation, "m", exitFail, false, []string{"policy evaluation failed"}, "obligation max_tokens", "", ""},

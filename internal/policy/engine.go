@@ -50,23 +50,79 @@ var (
 	ErrUnavailable = errors.New("policy engine unavailable")
 )
 
-// query evaluates only the four output rules. Each is wrapped in a
-// comprehension so that an undefined rule yields an empty array instead of
-// making the whole query undefined, and helper rules are evaluated only when
-// an output rule needs them. Unification (=) rather than assignment (:=)
-// keeps the result variables' names: the compiler rewrites := variables.
-const query = `allow = [a | a = data.warden.authz.allow]; ` +
-	`deny = [d | d = data.warden.authz.deny]; ` +
-	`reasons = [r | r = data.warden.authz.reasons]; ` +
-	`obligations = [o | o = data.warden.authz.obligations]`
+// outputs are the four output rules, in the order of the query's result
+// variables.
+var outputs = [...]ast.Var{"allow", "deny", "reasons", "obligations"}
 
-// The query's result variables.
-var (
-	varAllow       = ast.Var("allow")
-	varDeny        = ast.Var("deny")
-	varReasons     = ast.Var("reasons")
-	varObligations = ast.Var("obligations")
+// Indexes into outputs.
+const (
+	outAllow = iota
+	outDeny
+	outReasons
+	outObligations
 )
+
+// decisionQuery builds the query that evaluates only the output rules the
+// policy defines; helper rules are evaluated only when an output rule
+// needs them. A rule that is always defined (a default, a multi-value
+// rule, an object built from rules with longer heads) is bound directly;
+// any other rule is wrapped in a comprehension, so that an undefined rule
+// yields an empty array instead of making the whole query undefined. wrapped
+// records which. A rule the policy does not define is left out: its value
+// is undefined. Unification (=) rather than assignment (:=) keeps the
+// result variables' names: the compiler rewrites := variables.
+//
+// A wrong guess can only fail closed: if a rule bound directly were
+// undefined, the query would have no result, and Decide denies with an
+// error.
+func decisionQuery(c *ast.Compiler) (query string, wrapped [len(outputs)]bool) {
+	var parts []string
+	for i, name := range outputs {
+		ref := ast.MustParseRef("data." + Package + "." + string(name))
+		node := c.RuleTree.Find(ref)
+		if node == nil {
+			continue
+		}
+		if alwaysDefined(node, len(ref)) {
+			parts = append(parts, fmt.Sprintf("%s = %s", name, ref))
+			continue
+		}
+		wrapped[i] = true
+		parts = append(parts, fmt.Sprintf("%s = [x%d | x%d = %s]", name, i, i, ref))
+	}
+	if len(parts) == 0 {
+		// No output rule at all: the query must still have one result.
+		parts = append(parts, "true")
+	}
+	return strings.Join(parts, "; "), wrapped
+}
+
+// alwaysDefined reports whether the document at a rule tree node (whose
+// path has n terms) is defined whatever the input: it has a default or a
+// constant rule, or every rule there is multi-value (an empty set when
+// none matches) or has a head longer than the path (an object, empty when
+// none matches), as has a node with only rules below it.
+func alwaysDefined(node *ast.TreeNode, n int) bool {
+	rules := make([]*ast.Rule, 0, len(node.Values))
+	for _, r := range node.Values {
+		if len(r.Head.Args) > 0 {
+			return false
+		}
+		if r.Default || constRule(r) {
+			return true
+		}
+		rules = append(rules, r)
+	}
+	if len(rules) == 0 {
+		return len(node.Children) > 0
+	}
+	for _, r := range rules {
+		if r.Head.RuleKind() != ast.MultiValue && len(r.Head.Ref()) <= n {
+			return false
+		}
+	}
+	return true
+}
 
 // Engine is a compiled policy with its query prepared once. It is immutable
 // and safe for concurrent use; to change the policy, Load a new Engine and
@@ -74,7 +130,9 @@ var (
 type Engine struct {
 	compiler *ast.Compiler
 	qc       ast.QueryCompiler
-	query    ast.Body // compiled
+	query    ast.Body           // compiled
+	wrapped  [len(outputs)]bool // which outputs the query wraps in an array
+	consts   *constNode         // constant rules, served without evaluation
 	store    storage.Store
 	version  string
 	files    []string
@@ -134,6 +192,7 @@ func (s *snapshot) compileUnguarded(ctx context.Context) (*Engine, error) {
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
 	}
+	query, wrapped := decisionQuery(compiler)
 	body, err := ast.ParseBodyWithOpts(query, ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err != nil {
 		return nil, fmt.Errorf("policy: prepare query: %w", err)
@@ -150,6 +209,8 @@ func (s *snapshot) compileUnguarded(ctx context.Context) (*Engine, error) {
 		compiler: compiler,
 		qc:       qc,
 		query:    compiled,
+		wrapped:  wrapped,
+		consts:   constRules(compiler),
 		store:    inmem.New(),
 		version:  version(s.files),
 		loadedAt: time.Now(),
@@ -327,14 +388,18 @@ func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tr
 		WithMetrics(noMetrics).
 		WithBaseCache(noBaseCache{})
 	if tracer != nil {
+		// Traced, every rule is evaluated, so the explanation lists the
+		// constant rules a decision used too.
 		q = q.WithQueryTracer(tracer)
+	} else if e.consts != nil {
+		q = q.WithVirtualCache(&constCache{consts: e.consts, VirtualCache: topdown.NewVirtualCache()})
 	}
 	var out output
 	n := 0
 	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
 		n++
 		var rerr error
-		out, rerr = readOutput(qr)
+		out, rerr = readOutput(qr, &e.wrapped)
 		return rerr
 	})
 	if err != nil {

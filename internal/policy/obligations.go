@@ -22,7 +22,8 @@ import (
 // silently.
 const (
 	// ObligationMask: object, data class or finding type → "mask" | "hash"
-	// | "block". Enforced by the guard stage (a later release).
+	// | "block". Enforced by the guard stage (internal/inspect,
+	// Guards.EnforceMask), registered when guards are enabled.
 	ObligationMask = "mask"
 	// ObligationMaxTokens: positive integer; caps the generation limit of
 	// the request body (EnforceMaxTokens).
@@ -30,8 +31,9 @@ const (
 	// ObligationRequireMFA: boolean; true requires a verified second factor
 	// (internal/identity/mfa.RequireMFA).
 	ObligationRequireMFA = "require_mfa"
-	// ObligationRateClass: string; selects the rate limit class. Enforced
-	// by the limit stage (a later release).
+	// ObligationRateClass: string; selects the rate limit class (a name in
+	// limits.classes). Enforced by internal/limit (Stage.EnforceRateClass,
+	// registered when limits are configured; an unknown class denies).
 	ObligationRateClass = "rate_class"
 	// ObligationAuditLevel: "standard" | "full"; the audit record's detail
 	// (EnforceAuditLevel).
@@ -283,8 +285,9 @@ func EnforceMaxTokens(ex *gateway.Exchange, value any) error {
 
 // Enforcers returns the obligation enforcers this package provides, by
 // kind: max_tokens and audit_level. The gateway registers them with
-// Stage.Enforce; require_mfa comes from internal/identity/mfa, mask and
-// rate_class from the guard and limit stages.
+// Stage.Enforce; require_mfa comes from internal/identity/mfa and mask
+// from the guard stage (internal/inspect). rate_class has no enforcer until
+// the limit stage exists, so it denies.
 func Enforcers() map[string]ObligationFunc {
 	return map[string]ObligationFunc{
 		ObligationMaxTokens:  EnforceMaxTokens,

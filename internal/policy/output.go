@@ -23,9 +23,9 @@ type output struct {
 
 // readOutput reads one result of the decision query. Anything that does
 // not follow the contract is an error, never a silent allow or deny.
-func readOutput(b topdown.QueryResult) (output, error) {
+func readOutput(b topdown.QueryResult, wrapped *[len(outputs)]bool) (output, error) {
 	var out output
-	v, err := ruleValue(b, varAllow)
+	v, err := ruleValue(b, outAllow, wrapped)
 	if err != nil {
 		return out, err
 	}
@@ -37,21 +37,21 @@ func readOutput(b topdown.QueryResult) (output, error) {
 		out.allow = bool(allow)
 	}
 
-	if v, err = ruleValue(b, varDeny); err != nil {
+	if v, err = ruleValue(b, outDeny, wrapped); err != nil {
 		return out, err
 	}
 	if out.deny, err = stringList("deny", v); err != nil {
 		return out, err
 	}
 
-	if v, err = ruleValue(b, varReasons); err != nil {
+	if v, err = ruleValue(b, outReasons, wrapped); err != nil {
 		return out, err
 	}
 	if out.reasons, err = stringList("reasons", v); err != nil {
 		return out, err
 	}
 
-	if v, err = ruleValue(b, varObligations); err != nil {
+	if v, err = ruleValue(b, outObligations, wrapped); err != nil {
 		return out, err
 	}
 	if out.obligations, err = obligationMap(v); err != nil {
@@ -60,17 +60,22 @@ func readOutput(b topdown.QueryResult) (output, error) {
 	return out, nil
 }
 
-// ruleValue returns the value of rule name, nil if the rule is undefined.
-// The query binds each rule to an array of its values: empty when the rule
-// is undefined, one element otherwise.
-func ruleValue(b topdown.QueryResult, name ast.Var) (ast.Value, error) {
-	t := b[name]
+// ruleValue returns the value of output rule i, nil if the rule is
+// undefined. The query binds a rule either to its value or, if wrapped, to
+// an array of its values: empty when the rule is undefined, one element
+// otherwise. A rule the query leaves out (the policy does not define it)
+// has no binding and is undefined.
+func ruleValue(b topdown.QueryResult, i int, wrapped *[len(outputs)]bool) (ast.Value, error) {
+	t := b[outputs[i]]
 	if t == nil {
-		return nil, fmt.Errorf("query result has no %s binding", name)
+		return nil, nil
+	}
+	if !wrapped[i] {
+		return t.Value, nil
 	}
 	arr, ok := t.Value.(*ast.Array)
 	if !ok {
-		return nil, fmt.Errorf("query result for %s is %s, want array", name, ast.ValueName(t.Value))
+		return nil, fmt.Errorf("query result for %s is %s, want array", outputs[i], ast.ValueName(t.Value))
 	}
 	switch arr.Len() {
 	case 0:
@@ -78,7 +83,7 @@ func ruleValue(b topdown.QueryResult, name ast.Var) (ast.Value, error) {
 	case 1:
 		return arr.Elem(0).Value, nil
 	default:
-		return nil, fmt.Errorf("%s has %d values, want one", name, arr.Len())
+		return nil, fmt.Errorf("%s has %d values, want one", outputs[i], arr.Len())
 	}
 }
 

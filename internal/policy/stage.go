@@ -52,8 +52,9 @@ type ObligationFunc func(ex *gateway.Exchange, value any) error
 // has no enforcer here denies the request.
 //
 // warden's own enforcers: EnforceMaxTokens (max_tokens), EnforceAuditLevel
-// (audit_level), mfa.RequireMFA (require_mfa). mask and rate_class get
-// theirs from the guard and limit stages; until those exist they deny.
+// (audit_level), mfa.RequireMFA (require_mfa); mask gets its enforcer from
+// the guard stage (internal/inspect) when guards are enabled. rate_class
+// has none until the limit stage exists, so it denies.
 func (s *Stage) Enforce(kind string, fn ObligationFunc) {
 	if s.enforcers == nil {
 		s.enforcers = map[string]ObligationFunc{}

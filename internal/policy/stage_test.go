@@ -85,6 +85,12 @@ func TestStage(t *testing.T) {
 			wantReasons: []string{ReasonError}, wantCause: ErrEvaluation, wantLog: "level=WARN"},
 		{name: "runtime error", dir: "conflict", wantStatus: 403, wantCode: CodeError,
 			wantReasons: []string{ReasonError}, wantCause: ErrEvaluation, wantLog: "eval_conflict_error"},
+		{name: "built-in error", dir: "divzero", edit: func(ex *gateway.Exchange) { ex.Action = "time" },
+			wantStatus: 403, wantCode: CodeError, wantReasons: []string{ReasonError}, wantCause: ErrEvaluation, wantLog: "eval_builtin_error"},
+		{name: "malformed deny", dir: "baddeny", edit: func(ex *gateway.Exchange) { ex.Action = "boolean" },
+			wantStatus: 403, wantCode: CodeError, wantReasons: []string{ReasonError}, wantCause: ErrEvaluation, wantLog: "deny is boolean"},
+		{name: "malformed mask obligation", dir: "obligations", edit: func(ex *gateway.Exchange) { ex.Action = "bad_mask_action" },
+			wantStatus: 403, wantCode: CodeError, wantReasons: []string{ReasonError}, wantCause: ErrEvaluation, wantLog: "obligation mask"},
 		{name: "panic", dir: "panic", wantStatus: 503, wantCode: CodeUnavailable,
 			wantReasons: []string{ReasonUnavailable}, wantCause: ErrUnavailable, wantLog: "stack="},
 		{name: "client gone", dir: "basic", edit: func(ex *gateway.Exchange) {
@@ -308,8 +314,9 @@ func TestStageObligationEnforcers(t *testing.T) {
 }
 
 // TestStageOwnEnforcers runs the obligations through the enforcers the
-// gateway registers (Enforcers: max_tokens, audit_level; no mask, no
-// rate_class, which deny until the guard and limit stages exist).
+// policy package provides (Enforcers: max_tokens, audit_level). mask comes
+// from the guard stage and rate_class from the limit stage, neither
+// registered here, so both deny.
 func TestStageOwnEnforcers(t *testing.T) {
 	e := mustLoad(t, "testdata/obligations")
 	tests := []struct {

@@ -21,10 +21,10 @@ type policyParts struct {
 
 // loadPolicy compiles the policy in cfg.Policy.Dir and builds the authorize
 // stage around it: the input's time zone and networks, and the obligation
-// enforcers the policy package provides (max_tokens, audit_level). mask and
-// rate_class have no enforcer until the guard and limit stages exist, so a
-// policy that returns them denies. identity adds require_mfa when MFA is
-// configured.
+// enforcers the policy package provides (max_tokens, audit_level). The
+// guards add mask (wireGuards) when they are enabled, and identity adds
+// require_mfa when MFA is configured. rate_class has no enforcer until the
+// limit stage exists, so a policy that returns it denies.
 func (s *Server) loadPolicy(ctx context.Context, cfg *config.Config) (*policyParts, error) {
 	loc, err := cfg.Policy.Location()
 	if err != nil {
