@@ -38,7 +38,8 @@ type Server struct {
 	handlers []http.Handler // one per listener: they differ only in the body limit
 	self     *SelfSigned
 	ident    *identityParts
-	limits   *limit.Stage // nil: no limits configured (internal/server/limits.go)
+	limits   *limit.Stage   // nil: no limits configured (internal/server/limits.go)
+	proxy    *gateway.Proxy // closes its pooled upstream connections at shutdown
 	// extraChecks are readiness checks of components beyond audit and keys
 	// (trust bundles, certificates, revocations, ...), by name.
 	extraChecks map[string]func() error
@@ -127,6 +128,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	proxy, err := gateway.NewProxy(upstreams, s.logger)
+	s.proxy = proxy
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -398,6 +400,9 @@ func (s *Server) closeStores() error {
 		}
 		if s.limits != nil {
 			_ = s.limits.Close()
+		}
+		if s.proxy != nil {
+			s.proxy.Close()
 		}
 		if s.audit != nil {
 			err = s.audit.Close()
