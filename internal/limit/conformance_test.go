@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,7 +20,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) Backend {
 	m := map[string]func(t *testing.T) Backend{
 		"memory": func(*testing.T) Backend { return NewMemory(MemoryOptions{}) },
 	}
-	addr := os.Getenv("WARDEN_TEST_REDIS")
+	addr := redisTestAddr(os.Getenv("WARDEN_TEST_REDIS"))
 	m["redis"] = func(t *testing.T) Backend {
 		if addr == "" {
 			t.Skip("WARDEN_TEST_REDIS is not set (e.g. WARDEN_TEST_REDIS=127.0.0.1:6379): the Redis backend is not tested")
@@ -34,6 +36,18 @@ func backends(t *testing.T) map[string]func(t *testing.T) Backend {
 		return r
 	}
 	return m
+}
+
+// redisTestAddr accepts WARDEN_TEST_REDIS as host:port or as a redis:// URL
+// (the form .ci/run exports) and returns host:port; keys are isolated by a
+// per-test prefix, so the URL's database number is not needed.
+func redisTestAddr(v string) string {
+	if strings.HasPrefix(v, "redis://") || strings.HasPrefix(v, "rediss://") {
+		if u, err := url.Parse(v); err == nil && u.Host != "" {
+			return u.Host
+		}
+	}
+	return v
 }
 
 // t0 is a fixed instant in the middle of a minute, so windows are predictable.

@@ -52,6 +52,13 @@ var benign = []string{
 	"Can you recommend a vegetarian lasagna recipe for six people?",
 	"Explain the difference between TCP and UDP to a new network engineer.",
 	"¿Cuál es la mejor época del año para visitar Lisboa?",
+	// ordinary short questions and instructions: a text without evidence of injection must not
+	// be flagged because its vocabulary is new to the model
+	"Who wrote the novel Pride and Prejudice?",
+	"Give me three tips for sleeping better.",
+	"Write a haiku about autumn leaves.",
+	"How do I convert Celsius to Fahrenheit?",
+	"Wie spät ist es gerade in Tokio?",
 }
 
 func TestDetect(t *testing.T) {
@@ -168,6 +175,9 @@ func TestWithThreshold(t *testing.T) {
 }
 
 func TestNoAllocsWhenClean(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector (sync.Pool drops objects)")
+	}
 	d := Default()
 	s := []byte(strings.Repeat("The committee will meet on Tuesday to review the annual budget. ", 16))
 	d.Detect(s)

@@ -48,6 +48,8 @@
 // requires English), harmless-looking tasks planted in documents, and paraphrases far from its
 // training data are often missed; benign texts about prompt injection may be flagged. The model
 // knows the 17 languages of its training data unevenly, and scripts that had no benign examples
-// get no credit for being that script (a nuisance term absorbs it during training). Use it as one
-// layer: with least privilege for tools, and with output-side checks.
+// get no credit for being that script (a nuisance term absorbs it during training). On the
+// validation split of its development data the embedded weights catch about one attack in five
+// at a false-positive rate under 0.3 % (bench/RESULTS.md has the figures and the experiments that
+// did not ship). Use it as one layer: with least privilege for tools, and with output-side checks.
 package injection

@@ -46,6 +46,11 @@ type hyper struct {
 	mu     float64 // L2 pulling rule weights towards their priors
 	nu     float64 // L2 on the per-script nuisance offsets (dropped at inference)
 	script bool    // fit per-script nuisance offsets
+	// bias0 is the fixed value of the bias when fixBias is set: a text without evidence either
+	// way then scores bias0, so attack evidence must come from positive weights rather than from
+	// the absence of the benign vocabulary of the training data.
+	bias0   float64
+	fixBias bool
 }
 
 func (l layout) logit(x []float64, e *example, withScript bool) float64 {
@@ -162,6 +167,9 @@ func objective(l layout, h hyper, ex []example, x, g []float64, parts [][]float6
 		loss += h.lambda / 2 * x[j] * x[j]
 		g[j] += h.lambda * x[j]
 	}
+	if h.fixBias {
+		g[l.bias()] = 0
+	}
 	for r := 0; r < l.nr; r++ {
 		d := x[l.rule(r)] - engine.RulePrior(r)
 		loss += h.mu / 2 * d * d
@@ -190,6 +198,9 @@ func train(l layout, h hyper, ex []example, iters int, x0 []float64) []float64 {
 		for r := 0; r < l.nr; r++ {
 			x[l.rule(r)] = engine.RulePrior(r)
 		}
+	}
+	if h.fixBias {
+		x[l.bias()] = h.bias0
 	}
 	parts := make([][]float64, workers)
 	for p := range parts {

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/warden-ai/warden/internal/guard/injection"
 	"github.com/warden-ai/warden/internal/guard/injection/internal/dataset"
@@ -48,15 +49,17 @@ type options struct {
 	lambdas                  string
 	dump                     int
 	script                   bool
-	mil                      int  // multiple-instance rounds after the first fit
-	milWhole                 bool // keep a long attack text's whole-text example as a positive in MIL rounds
-	milIters                 int  // L-BFGS iterations of a multiple-instance round (warm-started)
-	domainAll                bool // the domain nuisance offset applies to every span of a BIPIA text, not only the whole text
-	rules                    bool // use the rule indicators as features (false: ablation)
-	windowBias               bool // learn an offset for window spans
-	milSkip                  bool // leave long attack texts out of the first fit
-	winNeg                   bool // the windows of long benign texts are negatives even when Detect scores whole texts only
-	bag                      bool // ship the mean of the cross-validation fold models instead of a refit on all training rows
+	mil                      int     // multiple-instance rounds after the first fit
+	milWhole                 bool    // keep a long attack text's whole-text example as a positive in MIL rounds
+	milIters                 int     // L-BFGS iterations of a multiple-instance round (warm-started)
+	domainAll                bool    // the domain nuisance offset applies to every span of a BIPIA text, not only the whole text
+	rules                    bool    // use the rule indicators as features (false: ablation)
+	windowBias               bool    // learn an offset for window spans
+	milSkip                  bool    // leave long attack texts out of the first fit
+	winNeg                   bool    // the windows of long benign texts are negatives even when Detect scores whole texts only
+	bias                     float64 // fixed bias; NaN: learned
+	bag                      bool
+	alone                    bool // planted instructions on their own are benign prompts (see plantedAlone) // ship the mean of the cross-validation fold models instead of a refit on all training rows
 }
 
 func run(args []string, w io.Writer) error {
@@ -78,22 +81,24 @@ func run(args []string, w io.Writer) error {
 	fs.UintVar(&stride, "stride", 64, "window stride")
 	fs.UintVar(&long, "long", 400, "texts longer than this many folded characters (and than a window) are also scored by windows")
 	fs.IntVar(&o.mil, "mil", 3, "multiple-instance rounds: refits in which each long attack text's positive example is its highest-scoring span")
-	fs.IntVar(&o.milIters, "mil-iters", 100, "L-BFGS iterations of each multiple-instance round (warm-started from the previous fit)")
+	fs.IntVar(&o.milIters, "mil-iters", 60, "L-BFGS iterations of each multiple-instance round (warm-started from the previous fit)")
 	fs.BoolVar(&o.domainAll, "domain-all", true, "apply the document-domain nuisance offset to every span of a BIPIA text (false: the whole-text example only)")
 	fs.BoolVar(&o.milWhole, "mil-whole", false, "in multiple-instance rounds, keep long attack texts' whole-text examples as positives too")
 	fs.BoolVar(&o.milSkip, "mil-skip", true, "leave long attack texts out of the first fit (their positive span is chosen by the model of the short texts)")
 	fs.BoolVar(&o.winNeg, "window-negatives", true, "train on the windows of long benign texts as negatives even when Detect scores whole texts only")
 	fs.BoolVar(&o.windowBias, "window-bias", true, "learn a logit offset for windows (spans shorter than the whole text)")
 	fs.BoolVar(&o.rules, "rules", true, "use the rules as features (false: ablation, the rule indicators are left out)")
-	fs.BoolVar(&o.bag, "bag", true, "ship the mean of the fold models (the models the threshold was chosen for) instead of refitting on the whole training split")
+	fs.Float64Var(&o.bias, "bias", math.NaN(), "fix the model's bias (the logit of a text with no evidence) at this value; NaN learns it")
+	fs.BoolVar(&o.alone, "planted-alone", false, "train on each planted instruction, recovered from its clean document, as a benign prompt on its own")
+	fs.BoolVar(&o.bag, "bag", false, "ship the mean of the fold models (the models the threshold was chosen for) instead of refitting on the whole training split")
 	fs.BoolVar(&o.cvOnly, "cv-only", false, "stop after cross-validation (and -loso): no final fit, no validation")
 	var norm string
-	fs.StringVar(&norm, "norm", "sqrt", "n-gram sum normalisation: mean or sqrt")
+	fs.StringVar(&norm, "norm", "mean", "n-gram sum normalisation: mean or sqrt")
 	fs.BoolVar(&o.cfg.PromptWindows, "prompt-windows", true, "Detect also scores windows of long texts")
 	fs.Float64Var(&o.fpr, "fpr", 0.015, "false-positive rate the threshold is chosen for, on out-of-fold training scores")
-	fs.IntVar(&o.iters, "iters", 300, "L-BFGS iterations at most (a fixed budget: with the small L2 strengths used, it also acts as early stopping)")
+	fs.IntVar(&o.iters, "iters", 200, "L-BFGS iterations at most (a fixed budget: with the small L2 strengths used, it also acts as early stopping)")
 	fs.IntVar(&o.dump, "dump", 0, "print the N highest-scoring benign and lowest-scoring attack training rows (out-of-fold), for error analysis")
-	fs.StringVar(&o.lambdas, "lambda", "1e-6,3e-6,1e-5", "comma-separated L2 strengths to cross-validate")
+	fs.StringVar(&o.lambdas, "lambda", "1e-7,3e-7", "comma-separated L2 strengths to cross-validate")
 	fs.BoolVar(&o.script, "script-nuisance", true, "fit per-script offsets during training and drop them at inference")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -218,6 +223,9 @@ func evaluate(w io.Writer, o options, rows []dataset.Row) error {
 type prepared struct {
 	row *dataset.Row
 	a   *engine.Analysis
+	// alone holds, for an attack that is an instruction planted in a document, the analysis of
+	// the instruction on its own (see plantedAlone).
+	alone []*engine.Analysis
 }
 
 type builder struct {
@@ -285,8 +293,66 @@ func examples(o options, ps []prepared, l layout, x []float64) []example {
 		} else {
 			setDomain(out, first, first+1, domainOf(p.row)) // the whole-text example comes first
 		}
+		for _, a := range p.alone {
+			out = append(out, b.example(a, 0, a.N, 0, (npos+nneg)/(2*nneg)))
+		}
 	}
 	return out
+}
+
+// plantedAlone finds, for every attack row that is a document with a planted instruction, the
+// instruction itself: the text between the longest common prefix and suffix of the row and a
+// benign row of its near-duplicate group (the same document, clean). Such an instruction is
+// often a harmless task ("what is the capital of …?") that is an attack only because it sits
+// inside data the model reads; on its own, as a prompt, it is benign. Training on it as a
+// negative whole-text example keeps the model from learning that questions and requests are
+// attacks, and leaves the evidence where it belongs: an instruction inside a document (a window).
+func plantedAlone(cfg engine.Config, ps []prepared) int {
+	benign := map[int][]string{}
+	for _, p := range ps {
+		if !p.row.Attack {
+			benign[p.row.Group] = append(benign[p.row.Group], p.row.Text)
+		}
+	}
+	n := 0
+	for i := range ps {
+		p := &ps[i]
+		if !p.row.Attack {
+			continue
+		}
+		for _, clean := range benign[p.row.Group] {
+			if instr, ok := insertion(p.row.Text, clean); ok {
+				p.alone = append(p.alone, engine.Analyze(cfg, []byte(instr), false))
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// insertion returns the text inserted into clean to give attacked, when attacked is clean with
+// one short insertion.
+func insertion(attacked, clean string) (string, bool) {
+	if len(attacked) <= len(clean) {
+		return "", false
+	}
+	pre := 0
+	for pre < len(clean) && attacked[pre] == clean[pre] {
+		pre++
+	}
+	suf := 0
+	for suf < len(clean)-pre && attacked[len(attacked)-1-suf] == clean[len(clean)-1-suf] {
+		suf++
+	}
+	if pre+suf != len(clean) {
+		return "", false
+	}
+	instr := strings.TrimSpace(attacked[pre : len(attacked)-suf])
+	if len(instr) < 8 || len(instr) > 600 || !utf8.ValidString(instr) {
+		return "", false
+	}
+	return instr, true
 }
 
 func rowExamples(out []example, b *builder, o options, p prepared, l layout, x []float64, npos, nneg float64) []example {
@@ -433,6 +499,9 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 			trainRows = append(trainRows, p)
 		}
 	}
+	if o.alone {
+		fmt.Fprintf(w, "planted instructions recovered as benign prompts on their own: %d\n", plantedAlone(o.cfg, trainRows))
+	}
 	l := newLayout(o.cfg.Bits)
 	fmt.Fprintf(w, "features: %d-bit hashed character %d..%d-grams, word features %d, cue features %v, rules %v (%d); window %d stride %d long %d (window bias %v), prompt windows %v; MIL rounds %d (whole kept %v); analysed in %v\n",
 		o.cfg.Bits, o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.rules, engine.NumRules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias, o.cfg.PromptWindows,
@@ -444,7 +513,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 		if err != nil || lam <= 0 {
 			return fmt.Errorf("-lambda: bad value %q", f)
 		}
-		grid = append(grid, hyper{lambda: lam, mu: 1e-3, nu: 1e-4, script: o.script})
+		grid = append(grid, hyper{lambda: lam, mu: 1e-3, nu: 1e-4, script: o.script, bias0: o.bias, fixBias: !math.IsNaN(o.bias)})
 	}
 	fmt.Fprintf(w, "\n%d-fold cross-validation on the training split (threshold at out-of-fold FPR ≤ %.3f):\n", dataset.Folds, o.fpr)
 	var best cvResult
