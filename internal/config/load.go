@@ -52,6 +52,7 @@ func Load(path string) (*Config, error) {
 	cfg.checkFiles(v)
 	cfg.checkContextFiles(v)
 	cfg.checkGrantsFiles(v)
+	cfg.checkModelsFiles(v)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -541,6 +542,7 @@ func (c *Config) applyDefaults() {
 	c.applyGrantsDefaults()
 	c.applyGuardsDefaults()
 	c.applyLimitsDefaults()
+	c.applyModelsDefaults()
 	c.applyPolicyDefaults()
 }
 
@@ -570,4 +572,5 @@ func (c *Config) resolvePaths() {
 	c.resolveContextPaths(abs)
 	c.resolveGuardsPaths(abs)
 	c.resolveLimitsPaths(abs)
+	c.resolveModelsPaths(abs)
 }

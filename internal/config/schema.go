@@ -29,6 +29,8 @@ type Config struct {
 	Guards Guards `yaml:"guards"`
 	// Limits configures rate limits and token budgets (limits.go).
 	Limits Limits `yaml:"limits"`
+	// Models configures the model registry and its serving gate (models.go).
+	Models Models `yaml:"models"`
 
 	// Dir is the directory of the config file; relative paths are resolved
 	// against it at load. Not read from YAML.
@@ -102,6 +104,8 @@ type Route struct {
 	// StripPrefix removes Prefix from the path before it is appended to the upstream URL path.
 	StripPrefix bool     `yaml:"strip_prefix"`
 	Upstream    Upstream `yaml:"upstream"`
+	// Model binds the route to a registry model: it forwards only while the model's active version is verified (models.go).
+	Model *RouteModel `yaml:"model"`
 }
 
 // Upstream is where a route forwards to and how warden proves itself there.

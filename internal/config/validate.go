@@ -230,6 +230,7 @@ func (c *Config) validate(v *validator) {
 	c.validateContext(v)
 	c.validateGuards(v)
 	c.validateLimits(v)
+	c.validateModels(v)
 	c.validateIdentity(v)
 }
 

@@ -55,6 +55,12 @@ var nativeEndpoints = map[string]map[string]string{
 	"/v1/warden/grants/{id}/approve": {http.MethodPost: "grant.approve"},
 	"/v1/warden/grants/{id}/deny":    {http.MethodPost: "grant.deny"},
 	"/v1/warden/grants/{id}/revoke":  {http.MethodPost: "grant.revoke"},
+	// model registry (internal/server/models.go)
+	"/v1/warden/models":               {http.MethodGet: "model.list", http.MethodPost: "model.register"},
+	"/v1/warden/models/{id}":          {http.MethodGet: "model.get"},
+	"/v1/warden/models/{id}/verify":   {http.MethodPost: "model.verify"},
+	"/v1/warden/models/{id}/promote":  {http.MethodPost: "model.promote"},
+	"/v1/warden/models/{id}/rollback": {http.MethodPost: "model.rollback"},
 }
 
 // nativeParamPatterns are the nativeEndpoints patterns with an "{id}"

@@ -24,6 +24,7 @@ import (
 	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/identity"
 	"github.com/warden-ai/warden/internal/limit"
+	"github.com/warden-ai/warden/internal/registry"
 	"github.com/warden-ai/warden/internal/telemetry"
 )
 
@@ -38,8 +39,9 @@ type Server struct {
 	handlers []http.Handler // one per listener: they differ only in the body limit
 	self     *SelfSigned
 	ident    *identityParts
-	limits   *limit.Stage   // nil: no limits configured (internal/server/limits.go)
-	proxy    *gateway.Proxy // closes its pooled upstream connections at shutdown
+	limits   *limit.Stage    // nil: no limits configured (internal/server/limits.go)
+	proxy    *gateway.Proxy  // closes its pooled upstream connections at shutdown
+	models   *registry.Store // nil: no model registry configured (internal/server/models.go)
 	// extraChecks are readiness checks of components beyond audit and keys
 	// (trust bundles, certificates, revocations, ...), by name.
 	extraChecks map[string]func() error
@@ -152,6 +154,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	modelGate, err := s.buildModels(wctx, cfg, proxy) // internal/server/models.go; nil: no route bound to a model
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	assessStage, err := s.buildAssess(wctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -183,6 +189,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 		stages = append(stages, guardStages(guards)...) // ex.Findings of the request body
 		stages = append(stages, authorize)
 		stages = append(stages, limitStages(s.limits)...) // requests and token budgets per principal
+		if modelGate != nil {
+			stages = append(stages, modelGate) // a route bound to a model forwards only to a verified active version
+		}
 		stages = append(stages, proxy)
 		s.handlers = append(s.handlers, withJWKS(s.ident.jwks,
 			gateway.NewHandler(stages, gateway.HandlerOptions{Logger: s.logger, Observer: s.metrics})))
