@@ -52,6 +52,7 @@ func Load(path string) (*Config, error) {
 	cfg.checkFiles(v)
 	cfg.checkContextFiles(v)
 	cfg.checkGrantsFiles(v)
+	cfg.checkResponsesFiles(v)
 	cfg.checkModelsFiles(v)
 	if err := v.err(); err != nil {
 		return nil, err
@@ -542,6 +543,8 @@ func (c *Config) applyDefaults() {
 	c.applyGrantsDefaults()
 	c.applyGuardsDefaults()
 	c.applyLimitsDefaults()
+	c.applyBehaviorDefaults()
+	c.applyResponsesDefaults()
 	c.applyModelsDefaults()
 	c.applyPolicyDefaults()
 }
@@ -572,5 +575,6 @@ func (c *Config) resolvePaths() {
 	c.resolveContextPaths(abs)
 	c.resolveGuardsPaths(abs)
 	c.resolveLimitsPaths(abs)
+	c.resolveResponsesPaths(abs)
 	c.resolveModelsPaths(abs)
 }

@@ -29,6 +29,10 @@ type Config struct {
 	Guards Guards `yaml:"guards"`
 	// Limits configures rate limits and token budgets (limits.go).
 	Limits Limits `yaml:"limits"`
+	// Behavior configures behavioural baselines, anomalies and risk (behavior.go).
+	Behavior Behavior `yaml:"behavior"`
+	// Responses configures automated response: playbooks and sanctions (responses.go).
+	Responses Responses `yaml:"responses"`
 	// Models configures the model registry and its serving gate (models.go).
 	Models Models `yaml:"models"`
 

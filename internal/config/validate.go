@@ -230,6 +230,8 @@ func (c *Config) validate(v *validator) {
 	c.validateContext(v)
 	c.validateGuards(v)
 	c.validateLimits(v)
+	c.validateBehavior(v)
+	c.validateResponses(v)
 	c.validateModels(v)
 	c.validateIdentity(v)
 }

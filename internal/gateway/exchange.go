@@ -104,6 +104,11 @@ type Exchange struct {
 	// Grants are the principal's active just-in-time grants, set by the
 	// grant stage before authorize.
 	Grants []Grant
+	// Sanctions are the automated-response sanctions in force on the
+	// principal that let the exchange go on ("throttle", "require_mfa"),
+	// sorted; set by the sanctions stage right after identify. A
+	// quarantined principal never gets this far.
+	Sanctions []string
 	// Findings are what the guards found in the request and the response.
 	Findings []Finding
 	// Obligations are what the allowing decision requires of the stages

@@ -55,6 +55,9 @@ var nativeEndpoints = map[string]map[string]string{
 	"/v1/warden/grants/{id}/approve": {http.MethodPost: "grant.approve"},
 	"/v1/warden/grants/{id}/deny":    {http.MethodPost: "grant.deny"},
 	"/v1/warden/grants/{id}/revoke":  {http.MethodPost: "grant.revoke"},
+	// automated-response sanctions (quarantine, require_mfa, throttle)
+	"/v1/warden/sanctions":      {http.MethodGet: "sanction.list", http.MethodPost: "sanction.create"},
+	"/v1/warden/sanctions/{id}": {http.MethodDelete: "sanction.lift"},
 	// model registry (internal/server/models.go)
 	"/v1/warden/models":               {http.MethodGet: "model.list", http.MethodPost: "model.register"},
 	"/v1/warden/models/{id}":          {http.MethodGet: "model.get"},

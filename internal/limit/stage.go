@@ -149,6 +149,13 @@ type Stage struct {
 
 	openLogged atomic.Int64 // unix ns of the last fail-open log line
 	openQuiet  atomic.Int64 // fail-open exchanges not logged since
+
+	// ClassOverride, when set, names a class that applies to the principal
+	// instead of the obligation's or the default (a throttle imposed by
+	// automated response, internal/respond). It is called once per exchange
+	// and must be cheap; a name that is not a configured class fails the
+	// exchange closed. Set it before the stage serves.
+	ClassOverride func(p *gateway.Principal) (class string, ok bool)
 }
 
 type class struct {
@@ -235,9 +242,19 @@ func (s *Stage) EnforceRateClass(ex *gateway.Exchange, value any) error {
 	return nil
 }
 
-// classFor returns the class of the exchange: the obligation's, else the
-// default of the principal's kind, else nil (not limited).
+// classFor returns the class of the exchange: the override's, else the
+// obligation's, else the default of the principal's kind, else nil (not
+// limited).
 func (s *Stage) classFor(ex *gateway.Exchange) (*class, error) {
+	if s.ClassOverride != nil {
+		if name, ok := s.ClassOverride(ex.Principal); ok {
+			if c := s.classes[name]; c != nil {
+				ex.Obligations.Applied = append(ex.Obligations.Applied, "rate_class:"+name+":override")
+				return c, nil
+			}
+			return nil, fmt.Errorf("limit: override class %q is not configured", name)
+		}
+	}
 	if name := ex.Obligations.RateClass; name != "" {
 		if c := s.classes[name]; c != nil {
 			return c, nil

@@ -392,3 +392,42 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestStageClassOverride: an override (a throttle imposed by automated
+// response) replaces the default and the obligation's class for the
+// principal it names, and an override naming an unknown class fails closed.
+func TestStageClassOverride(t *testing.T) {
+	r := newRig(t, Options{
+		Classes: []Class{
+			{Name: "std", Requests: &RequestLimit{Limit: 100, Per: time.Minute}},
+			{Name: "slow", Requests: &RequestLimit{Limit: 1, Per: time.Hour}},
+		},
+		Defaults: map[string]string{gateway.KindService: "std"},
+	})
+	override := map[string]string{"svc-a": "slow", "svc-bad": "gold"}
+	r.stage.ClassOverride = func(p *gateway.Principal) (string, bool) {
+		c, ok := override[p.ID]
+		return c, ok
+	}
+	if rec := r.do(call{obligation: "std"}); rec.Code != 200 {
+		t.Fatalf("first throttled request: %d", rec.Code)
+	}
+	if got := r.last.Obligations.Applied; len(got) != 2 || got[1] != "rate_class:slow:override" {
+		t.Fatalf("applied %v", got)
+	}
+	if rec := r.do(call{obligation: "std"}); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("second throttled request: %d", rec.Code)
+	}
+	for range 3 {
+		if rec := r.do(call{id: "svc-b"}); rec.Code != 200 {
+			t.Fatalf("unthrottled principal: %d", rec.Code)
+		}
+	}
+	if rec := r.do(call{id: "svc-bad"}); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("unknown override class: %d", rec.Code)
+	}
+	delete(override, "svc-a") // lifted: the default class again
+	if rec := r.do(call{}); rec.Code != 200 {
+		t.Fatalf("after the throttle: %d", rec.Code)
+	}
+}

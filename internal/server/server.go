@@ -20,11 +20,13 @@ import (
 	"time"
 
 	"github.com/warden-ai/warden/internal/audit"
+	"github.com/warden-ai/warden/internal/behavior"
 	"github.com/warden-ai/warden/internal/config"
 	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/identity"
 	"github.com/warden-ai/warden/internal/limit"
 	"github.com/warden-ai/warden/internal/registry"
+	"github.com/warden-ai/warden/internal/respond"
 	"github.com/warden-ai/warden/internal/telemetry"
 )
 
@@ -42,6 +44,10 @@ type Server struct {
 	limits   *limit.Stage    // nil: no limits configured (internal/server/limits.go)
 	proxy    *gateway.Proxy  // closes its pooled upstream connections at shutdown
 	models   *registry.Store // nil: no model registry configured (internal/server/models.go)
+	// responder is nil when responses are disabled (internal/server/respond.go).
+	responder *respond.Responder
+	// behavior is nil when behaviour is disabled (internal/server/behavior.go).
+	behavior *behavior.Engine
 	// extraChecks are readiness checks of components beyond audit and keys
 	// (trust bundles, certificates, revocations, ...), by name.
 	extraChecks map[string]func() error
@@ -158,6 +164,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if s.behavior, err = s.buildBehavior(wctx, cfg); err != nil { // before assess, which reads risk from it
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	observe := behaviorStage(s.behavior)
 	assessStage, err := s.buildAssess(wctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -174,14 +184,20 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	if s.limits, err = s.buildLimits(wctx, cfg, authorize); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	sanctions, err := s.buildResponses(wctx, cfg, proxy) // after identity and limits
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	for _, l := range cfg.Listeners {
 		// The order is the security argument: audit wraps everything (so every
 		// outcome is recorded), the cheap route match comes before identity,
 		// nothing is parsed before identity, and nothing is forwarded before policy.
 		stages := []gateway.Stage{
 			auditStage,
+			observe, // behaviour: observes every outcome once the rest of the chain has returned
 			router,
 			identify,
+			sanctions, // quarantine and require_mfa before anything else; ex.Sanctions
 			&gateway.BodyReader{MaxBytes: l.MaxBodyBytes},
 			assessStage, // ex.Assessment: posture, geo, risk; strips the posture header
 			grants,      // ex.Grants: the principal's active just-in-time grants

@@ -67,3 +67,23 @@ reasons contains "users may step up with a second factor" if {
 	input.resource.segment == "control"
 	input.principal.kind == "user"
 }
+
+# Users holding the role "security-admin" list, impose and lift sanctions
+# (quarantine, require_mfa, throttle: docs/respond.md). Anyone else needs
+# the scope "control:<action>" like any other action.
+sanctions_admin_role := "security-admin"
+
+allow if {
+	input.action in {"sanction.list", "sanction.create", "sanction.lift"}
+	input.resource.segment == "control"
+	input.principal.kind == "user"
+	sanctions_admin_role in input.principal.roles
+}
+
+reasons contains msg if {
+	input.action in {"sanction.list", "sanction.create", "sanction.lift"}
+	input.resource.segment == "control"
+	input.principal.kind == "user"
+	sanctions_admin_role in input.principal.roles
+	msg := sprintf("user %s holds the role %s", [input.principal.id, sanctions_admin_role])
+}

@@ -148,3 +148,14 @@ test_token_exchange_needs_control_scope if {
 	not authz.allow with input as exchange
 	authz.allow with input as object.union(exchange, {"principal": {"scopes": ["control:token.exchange"]}})
 }
+
+test_security_admins_manage_sanctions if {
+	every action in ["sanction.list", "sanction.create", "sanction.lift"] {
+		inp := object.union(step_up("user"), {"action": action, "resource": {"path": "/v1/warden/sanctions"}})
+		not authz.allow with input as inp
+		admin := object.union(inp, {"principal": {"roles": ["security-admin"]}})
+		authz.allow with input as admin
+		not authz.allow with input as object.union(admin, {"principal": {"kind": "agent"}})
+		authz.allow with input as object.union(inp, {"principal": {"kind": "service", "scopes": [sprintf("control:%s", [action])]}})
+	}
+}

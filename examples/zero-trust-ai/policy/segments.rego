@@ -66,3 +66,14 @@ grounds contains msg if {
 	lib.known
 	msg := sprintf("user %s holds the role %s and may approve grants", [input.principal.id, catalog.grant_approver_role])
 }
+
+# Only users holding the security admin role list, impose and lift
+# sanctions (docs/respond.md); services and agents never do.
+grounds contains msg if {
+	input.resource.segment == "control"
+	input.action in catalog.sanction_actions
+	input.principal.kind == "user"
+	catalog.sanctions_admin_role in input.principal.roles
+	lib.known
+	msg := sprintf("user %s holds the role %s and may %s", [input.principal.id, catalog.sanctions_admin_role, input.action])
+}

@@ -145,3 +145,19 @@ test_unknown_user_may_not_step_up if {
 		"principal mallory@example.org (user) is not registered in any segment",
 	)
 }
+
+test_only_security_admins_manage_sanctions if {
+	sanctions := object.union(f.mfa_verify, {"path": "/v1/warden/sanctions"})
+	every action in ["sanction.list", "sanction.create", "sanction.lift"] {
+		f.denied(f.as_user(f.bob, action, sanctions))
+		admin := object.union(f.as_user(f.bob, action, sanctions), {"principal": {"roles": ["security-admin"]}})
+		f.allowed(admin)
+		f.reasons_of(admin) == {sprintf("user bob@example.org holds the role security-admin and may %s", [action])}
+	}
+}
+
+test_agents_and_services_never_manage_sanctions if {
+	sanctions := object.union(f.mfa_verify, {"path": "/v1/warden/sanctions"})
+	f.denied(object.union(f.as_agent(f.planner, f.alice, "sanction.create", sanctions), {"principal": {"roles": ["security-admin"]}}))
+	f.denied(object.union(f.as_deployer("sanction.lift", sanctions), {"principal": {"roles": ["security-admin"]}}))
+}

@@ -11,7 +11,7 @@ package zt.catalog
 #   inference   model serving (api openai)
 #   deployment  deployment configuration and rollouts (api http)
 #   tools       MCP tool servers agents call (action tools.call)
-#   control     warden's own endpoints: token exchange, MFA step-up, grants
+#   control     warden's own endpoints: token exchange, MFA step-up, grants, sanctions
 segments := {"training", "inference", "deployment", "tools", "control"}
 
 # flows are the cross-segment calls that may happen at all:
@@ -51,6 +51,8 @@ flows := {
 		"control": {
 			"mfa.verify", "token.exchange",
 			"grant.request", "grant.list", "grant.deny", "grant.revoke", "grant.approve",
+			# sanctions (docs/respond.md): security admins only, see sanctions_admin_role
+			"sanction.list", "sanction.create", "sanction.lift",
 		},
 	},
 }
@@ -77,3 +79,11 @@ user_self_service := {"mfa.verify", "grant.request", "grant.list", "grant.deny",
 # policy.grants.approver_role in warden.yaml (default "grant-approver");
 # warden checks it again, and refuses approval by the requester or grantee.
 grant_approver_role := "grant-approver"
+
+# The role a user must hold to list, impose and lift sanctions (quarantine,
+# require_mfa, throttle: docs/respond.md). Services and agents never manage
+# sanctions, not even with the role.
+sanctions_admin_role := "security-admin"
+
+# sanction_actions are the actions of warden's sanctions endpoints.
+sanction_actions := {"sanction.list", "sanction.create", "sanction.lift"}

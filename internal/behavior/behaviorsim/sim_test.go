@@ -1,0 +1,52 @@
+package behaviorsim
+
+import (
+	"testing"
+)
+
+// TestAttacksDetected: each attack kind, injected alone into a small
+// population, is detected by the engine — most instances within 50 of the
+// attack's requests.
+func TestAttacksDetected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulation")
+	}
+	for _, k := range Attacks {
+		t.Run(k, func(t *testing.T) {
+			t.Parallel()
+			r, err := Run(Config{Seed: 11, Principals: 150, Days: 8, AttacksPer: 10, Only: []string{k}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := r.Attacks[k]
+			if a == nil || a.Instances != 10 {
+				t.Fatalf("attack results %+v", a)
+			}
+			if a.Within(50) < 8 {
+				t.Fatalf("%s: %d of %d detected within 50 requests (until: %v)", k, a.Within(50), a.Instances, a.Until)
+			}
+			t.Logf("%s: %d/%d detected, median %d requests", k, a.Detected, a.Instances, a.Median())
+		})
+	}
+}
+
+// TestBenignFalseAlarms: two weeks of benign traffic only, from principals
+// of every kind, stays within the budget of 1 false alarm per 10,000
+// requests.
+func TestBenignFalseAlarms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulation")
+	}
+	r, err := Run(Config{Seed: 5, Principals: 200, Days: 14, NoAttacks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.BenignRequests < 500000 {
+		t.Fatalf("only %d benign requests", r.BenignRequests)
+	}
+	if r.FalseAlarmsPer10k() > 1 {
+		t.Fatalf("%d false alarms in %d benign requests (%.2f per 10k): %v", r.FalseAlarms, r.BenignRequests,
+			r.FalseAlarmsPer10k(), r.FalseAlarmSample)
+	}
+	t.Logf("%d false alarms in %d benign requests (%.3f per 10k)", r.FalseAlarms, r.BenignRequests, r.FalseAlarmsPer10k())
+}

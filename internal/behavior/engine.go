@@ -1,0 +1,961 @@
+package behavior
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Features, in the order of a state's score arrays.
+const (
+	fRate      = iota // requests in the current minute (log scale)
+	fTokensIn         // prompt tokens per request (log scale)
+	fTokensOut        // completion tokens per request (log scale)
+	fBytesOut         // response bytes per request (log scale)
+	fModels           // a model the principal has not used recently
+	fTools            // a tool the principal has not used recently
+	fDenials          // 401, 403, 429
+	fErrors           // other 4xx and 5xx
+	fNetwork          // a source network the principal rarely uses
+	fHours            // an hour of the day the principal is rarely active
+	fPrompt           // the prompt is a near duplicate of a recent one
+	numFeatures
+)
+
+// Feature names, as reported in Anomaly.Features and metrics.
+var featureNames = [numFeatures]string{
+	"request_rate", "tokens_in", "tokens_out", "response_bytes", "distinct_models", "distinct_tools",
+	"denial_ratio", "error_ratio", "new_network", "off_hours", "prompt_similarity",
+}
+
+// FeatureNames lists the features the engine scores.
+func FeatureNames() []string { return slices.Clone(featureNames[:]) }
+
+// Soft features are circumstantial: each is common on its own (a burst, a
+// long prompt, an outage, travel, working late), so its score is capped
+// below the threshold and it alarms only together with another feature.
+var softFeature = [numFeatures]bool{fRate: true, fTokensIn: true, fErrors: true, fNetwork: true, fHours: true}
+
+// Warm-up features are those a new principal is judged on, against the
+// population prior of its kind.
+var warmupFeature = [numFeatures]bool{fRate: true, fTokensIn: true, fTokensOut: true, fBytesOut: true,
+	fDenials: true, fErrors: true}
+
+// Continuous statistics (robust, log scale), indexed like the first
+// features, and their spread floors.
+const numCont = 4
+
+var contFloor = [numCont]float32{0.35, 0.3, 0.3, 0.3}
+
+// Rate statistics (Bernoulli), their features and their lowest baseline.
+const (
+	bModels = iota
+	bTools
+	bDenials
+	bErrors
+	bNetwork
+	bPrompt
+	numRates
+)
+
+var rateFeature = [numRates]int{fModels, fTools, fDenials, fErrors, fNetwork, fPrompt}
+
+const (
+	pMin = 0.01 // a baseline rate is never taken below 1%: rare is not never
+	pMax = 0.9
+)
+
+// Kinds of state. A principal's kind selects its population prior;
+// unauthenticated requests are kept per source network.
+const (
+	kindUser = iota
+	kindService
+	kindAgent
+	kindNetwork
+	kindOther
+	numKinds
+)
+
+// KindNetwork is the Anomaly.Kind of unauthenticated traffic from one
+// source network (/24 for IPv4, /48 for IPv6); its ID is the prefix.
+const KindNetwork = "network"
+
+var kindNames = [numKinds]string{"user", "service", "agent", KindNetwork, "other"}
+
+func kindIndex(kind string) int {
+	switch kind {
+	case "user":
+		return kindUser
+	case "service":
+		return kindService
+	case "agent":
+		return kindAgent
+	}
+	return kindOther
+}
+
+// Scoring constants.
+const (
+	allowance     = 3    // robust units a continuous feature may exceed its baseline by per request without evidence
+	zCap          = 10   // a single request adds at most zCap-allowance
+	softCapFrac   = 0.55 // a soft feature's score is capped at this fraction of the threshold
+	strongCap     = 2    // any feature's score is capped at twice the threshold
+	warmupMult    = 2    // during warm-up only scores above twice the threshold alarm
+	priorWeight   = 10   // the population prior counts as this many observations
+	recentAlpha   = 0.2  // weight of the short "recent value" averages reported with an anomaly
+	famNetwork    = 16   // a network seen fewer times than this is unfamiliar
+	numNets       = 6
+	numModels     = 4
+	numTools      = 4
+	numPrompts    = 4
+	hourCap       = 4000          // hour counts are halved when one reaches this
+	driveFrac     = 0.15          // a feature drives an anomaly when its score is at least this fraction of the threshold
+	hourAllowance = 0.3           // an hour must be a quarter rarer than in a uniform day to count
+	suspectSlow   = 4             // baselines learn this many times slower while their feature gathers evidence
+	frozenRisk    = 0.5           // baselines do not learn while the principal's risk is at least this
+	suspectFrac   = 0.25          // … once the score of the feature reaches this fraction of the threshold
+	hoursAfter    = 3 * 24 * 3600 // the hours of activity are judged once a principal has been seen for 3 days
+)
+
+// Observation is what the engine learns from one finished exchange. The
+// strings are only read during Observe (and copied into an anomaly).
+type Observation struct {
+	At         time.Time  // when the exchange started; zero: now
+	Kind       string     // principal kind; "" with ID "" for unauthenticated requests
+	ID         string     // principal id
+	Credential string     // non-secret credential id, for reports
+	RequestID  string     // for reports
+	Source     netip.Addr // the TCP peer
+	Model      string     // "" when none
+	Tool       string     // "" when none
+	Status     int        // the status the client got
+	// PromptTokens and CompletionTokens are the exchange's token usage
+	// (both 0: not counted; the token features are skipped).
+	PromptTokens     int64
+	CompletionTokens int64
+	BytesOut         int64  // response bytes sent to the client
+	Prompt           uint64 // Sketch of the newest prompt; 0: none
+}
+
+// Options configure an Engine; zero values take the defaults.
+type Options struct {
+	// Threshold is the anomaly score (a sum of per-feature CUSUM
+	// statistics, in log-likelihood and robust-deviation units) at which an
+	// anomaly is reported. Default 13.
+	Threshold float64
+	// Warmup is how many requests a principal makes before the normal
+	// threshold applies; before, only twice the threshold alarms. Default 50.
+	Warmup int
+	// Window is the baseline's memory in observations. Default 500.
+	Window int
+	// HalfLife is how fast risk decays. Default 1h.
+	HalfLife time.Duration
+	// Cooldown is the least time between two anomalies of one principal.
+	// Default 1m.
+	Cooldown time.Duration
+	// MaxPrincipals bounds the principals with a baseline; at the bound
+	// the least recently seen (approximately) is evicted. Default 1<<20.
+	MaxPrincipals int
+	// MaxNetworks bounds the unauthenticated source networks kept.
+	// Default 65536; 0 after defaults is impossible, -1 turns them off.
+	MaxNetworks int
+	// IdleTTL evicts baselines not seen for this long (Sweep). Default 30 days.
+	IdleTTL time.Duration
+	// Now is the clock for risk decay. Default time.Now.
+	Now func() time.Time
+
+	// QueueSize bounds the anomalies waiting for Run. Default 4096; a full
+	// queue drops the report (counted in Stats().Dropped and the drop hook),
+	// never the risk, which is raised synchronously.
+	QueueSize int
+	// Record writes an anomaly's audit record; called by Run.
+	Record func(ctx context.Context, a Anomaly) error
+	// Responder acts on anomalies; called by Run after Record. nil: none.
+	Responder Responder
+	// Hooks observe the engine (metrics); any may be nil.
+	Hooks  Hooks
+	Logger *slog.Logger
+}
+
+// Hooks are told about the engine's events, for metrics.
+type Hooks struct {
+	Anomaly     func(a *Anomaly) // from Observe, after the risk is raised
+	Dropped     func()           // an anomaly report could not be queued
+	RecordError func()           // Record failed
+	RespondErr  func()           // Responder failed
+	Evicted     func()           // a baseline was evicted to make room
+}
+
+// Defaults.
+const (
+	DefaultThreshold     = 13
+	DefaultWarmup        = 30
+	DefaultWindow        = 500
+	DefaultHalfLife      = time.Hour
+	DefaultCooldown      = time.Minute
+	DefaultMaxPrincipals = 1 << 20
+	DefaultMaxNetworks   = 1 << 16
+	DefaultIdleTTL       = 30 * 24 * time.Hour
+	DefaultQueueSize     = 4096
+)
+
+func (o *Options) defaults() error {
+	if o.Threshold == 0 {
+		o.Threshold = DefaultThreshold
+	}
+	if o.Warmup == 0 {
+		o.Warmup = DefaultWarmup
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	if o.HalfLife == 0 {
+		o.HalfLife = DefaultHalfLife
+	}
+	if o.Cooldown == 0 {
+		o.Cooldown = DefaultCooldown
+	}
+	if o.MaxPrincipals == 0 {
+		o.MaxPrincipals = DefaultMaxPrincipals
+	}
+	if o.MaxNetworks == 0 {
+		o.MaxNetworks = DefaultMaxNetworks
+	}
+	if o.IdleTTL == 0 {
+		o.IdleTTL = DefaultIdleTTL
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case !(o.Threshold > 0) || math.IsInf(o.Threshold, 0):
+		return fmt.Errorf("behavior: threshold %v must be a positive number", o.Threshold)
+	case o.Warmup < 0 || o.Warmup > 1<<16-1:
+		return fmt.Errorf("behavior: warmup %d must be between 0 and 65535", o.Warmup)
+	case o.Window < 2:
+		return fmt.Errorf("behavior: window %d must be at least 2", o.Window)
+	case o.HalfLife < time.Second:
+		return fmt.Errorf("behavior: half-life %s must be at least 1s", o.HalfLife)
+	case o.Cooldown < 0:
+		return fmt.Errorf("behavior: cooldown %s must not be negative", o.Cooldown)
+	case o.MaxPrincipals < 1:
+		return fmt.Errorf("behavior: max principals %d must be positive", o.MaxPrincipals)
+	case o.MaxNetworks < -1:
+		return fmt.Errorf("behavior: max networks %d must be positive (or -1: off)", o.MaxNetworks)
+	case o.QueueSize < 1:
+		return fmt.Errorf("behavior: queue size %d must be positive", o.QueueSize)
+	}
+	return nil
+}
+
+// prior is a population baseline a new state starts from.
+type prior struct {
+	cont [numCont]robust
+	p    [numRates]float32
+}
+
+func staticPrior(kind int) prior {
+	p := prior{
+		cont: [numCont]robust{
+			{L: ln1p(2), D: 0.5},    // requests per active minute
+			{L: ln1p(300), D: 0.8},  // prompt tokens
+			{L: ln1p(300), D: 0.8},  // completion tokens
+			{L: ln1p(2000), D: 0.8}, // response bytes
+		},
+		p: [numRates]float32{0.05, 0.05, 0.02, 0.02, 0.05, 0.05},
+	}
+	if kind == kindNetwork {
+		p.p[bDenials] = 0.3 // unauthenticated traffic is mostly refused
+	}
+	return p
+}
+
+// state is one principal's (or network's) baseline and scores. It holds no
+// pointer, so that a million of them cost the garbage collector nothing.
+type state struct {
+	key       uint64 // 0: free slot
+	lastSeen  int64  // unix seconds
+	firstSeen int64  // unix seconds
+	lastAlarm int64  // unix seconds; 0: never
+	riskAt    int64  // unix nanoseconds of risk
+	risk      float32
+	n         uint32 // observations
+	minute    int32  // unix minute of the current rate bucket
+	hourSlot  int32  // unix hour last counted in hours
+	minuteN   uint16 // requests in it
+	kind      uint8
+	netNext   uint8
+	promptAt  uint8
+	_         uint8
+
+	contN [numCont]uint16
+	rateN [numRates]uint16
+	cont  [numCont]robust
+	p     [numRates]float32
+	cusum [numFeatures]float32
+	rec   [numFeatures]float32 // recent values, for reports
+
+	hours   [24]uint16
+	nets    [numNets]uint32
+	netN    [numNets]uint16
+	models  [numModels]uint32
+	modelN  [numModels]uint8
+	tools   [numTools]uint32
+	toolN   [numTools]uint8
+	prompts [numPrompts]uint64
+}
+
+// StateBytes is the in-memory size of one baseline, without its index entry.
+const StateBytes = int(stateSize)
+
+// Engine keeps the baselines, scores observations and keeps risk. It is
+// safe for concurrent use; Observe and Risk take one shard lock each.
+type Engine struct {
+	opt       Options
+	threshold float32
+	aMin      float32
+	seed      maphash.Seed
+	salt      uint64
+	users     table
+	nets      table
+	priorMu   sync.RWMutex
+	priors    [numKinds]prior
+	queue     chan Anomaly
+
+	dropped   atomic.Uint64
+	anomalies atomic.Uint64
+	evicted   atomic.Uint64
+	lastDrop  atomic.Int64
+}
+
+// New returns an engine with the options' defaults applied.
+func New(opt Options) (*Engine, error) {
+	if err := opt.defaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{opt: opt, threshold: float32(opt.Threshold), aMin: 2 / float32(opt.Window+1), seed: maphash.MakeSeed()}
+	e.salt = maphash.String(e.seed, "warden-behavior")
+	for k := range e.priors {
+		e.priors[k] = staticPrior(k)
+	}
+	e.users.init(opt.MaxPrincipals)
+	if opt.MaxNetworks > 0 {
+		e.nets.init(opt.MaxNetworks)
+	}
+	if opt.Record != nil || opt.Responder != nil {
+		e.queue = make(chan Anomaly, opt.QueueSize)
+	}
+	return e, nil
+}
+
+// Stats are the engine's counters.
+type Stats struct {
+	Principals int    // baselines kept for principals
+	Networks   int    // baselines kept for unauthenticated source networks
+	Anomalies  uint64 // anomalies found
+	Dropped    uint64 // anomaly reports dropped because the queue was full
+	Evicted    uint64 // baselines evicted to make room
+}
+
+// Stats returns the counters.
+func (e *Engine) Stats() Stats {
+	return Stats{Principals: e.users.len(), Networks: e.nets.len(), Anomalies: e.anomalies.Load(),
+		Dropped: e.dropped.Load(), Evicted: e.evicted.Load()}
+}
+
+// principalHash is the key of a principal's baseline: a keyed 64-bit hash of
+// PrincipalKey(kind, id), never 0. Two principals collide with probability
+// about n²/2⁶⁵ (3·10⁻⁸ for a million).
+func (e *Engine) principalHash(kind, id string) uint64 {
+	h := maphash.String(e.seed, id)
+	h = mix64(h ^ maphash.String(e.seed, kind) ^ e.salt)
+	return h | 1
+}
+
+// prefixKey returns the source network of addr (/24, /48) as a number that
+// identifies it; 0 for an invalid address.
+func prefixKey(addr netip.Addr) uint64 {
+	switch {
+	case !addr.IsValid():
+		return 0
+	case addr.Is4() || addr.Is4In6():
+		a := addr.Unmap().As4()
+		return 4<<56 | uint64(a[0])<<16 | uint64(a[1])<<8 | uint64(a[2])
+	default:
+		a := addr.As16()
+		return 6<<56 | uint64(a[0])<<40 | uint64(a[1])<<32 | uint64(a[2])<<24 | uint64(a[3])<<16 | uint64(a[4])<<8 | uint64(a[5])
+	}
+}
+
+// prefixString formats a prefixKey as a CIDR prefix.
+func prefixString(k uint64) string {
+	switch k >> 56 {
+	case 4:
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(k >> 16), byte(k >> 8), byte(k), 0}), 24).String()
+	case 6:
+		var a [16]byte
+		for i := 0; i < 6; i++ {
+			a[i] = byte(k >> (40 - 8*i))
+		}
+		return netip.PrefixFrom(netip.AddrFrom16(a), 48).String()
+	}
+	return "unknown"
+}
+
+// small hashes a model, tool or network into a nonzero 32-bit tag.
+func (e *Engine) small(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	return uint32(maphash.String(e.seed, s)) | 1
+}
+
+// report is what an alarm captures under the lock, to build the Anomaly
+// after it.
+type report struct {
+	total    float32
+	risk     float32
+	cusum    [numFeatures]float32
+	value    [numFeatures]float64
+	baseline [numFeatures]float64
+}
+
+// Observe updates the baseline of o's principal (or, unauthenticated, of
+// its source network) and scores o against it. When the score crosses the
+// threshold it raises the principal's risk at once, queues the anomaly for
+// Run (counting a drop when the queue is full) and returns it; otherwise
+// it returns nil. It does not allocate unless it returns an anomaly.
+func (e *Engine) Observe(o *Observation) *Anomaly {
+	at := o.At
+	if at.IsZero() {
+		at = e.opt.Now()
+	}
+	var (
+		tab    *table
+		key    uint64
+		kind   int
+		netKey = prefixKey(o.Source)
+	)
+	if o.ID == "" {
+		if netKey == 0 || e.opt.MaxNetworks < 0 {
+			return nil
+		}
+		tab, key, kind = &e.nets, mix64(netKey^e.salt)|1, kindNetwork
+	} else {
+		tab, key, kind = &e.users, e.principalHash(o.Kind, o.ID), kindIndex(o.Kind)
+	}
+	sh := tab.shard(key)
+	var rep report
+	sh.mu.Lock()
+	st, fresh, evicted := sh.get(tab, key, at.Unix())
+	var pr *prior // during warm-up, the population prior the principal is judged against
+	if fresh || st.n < uint32(e.opt.Warmup) {
+		pr = new(prior) // does not escape: score only reads it
+		e.priorMu.RLock()
+		*pr = e.priors[kind]
+		e.priorMu.RUnlock()
+		if fresh {
+			st.cont, st.p, st.kind = pr.cont, pr.p, uint8(kind)
+		}
+	}
+	alarm := e.score(st, o, at, netKey, pr, &rep)
+	if st.n == uint32(e.opt.Warmup) && kind != kindOther && st.risk == 0 {
+		e.graduate(kind, st)
+	}
+	sh.mu.Unlock()
+	if evicted {
+		e.evicted.Add(1)
+		if h := e.opt.Hooks.Evicted; h != nil {
+			h()
+		}
+	}
+	if !alarm {
+		return nil
+	}
+	return e.alarm(o, at, kind, netKey, &rep)
+}
+
+// score updates st with o and reports whether it alarms (filling rep).
+//
+// During warm-up (pr != nil) the features are judged against the
+// population prior pr rather than the principal's own young baseline,
+// which would learn an extreme behaviour before it had been judged.
+func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, pr *prior, rep *report) bool {
+	th := e.threshold
+	unix := at.Unix()
+	minute := int32(unix / 60)
+	hour := int((unix / 3600) % 24)
+	if hour < 0 {
+		hour += 24
+	}
+	var inc [numFeatures]float32
+	var has [numFeatures]bool
+	var cur [numFeatures]float32 // log-scale values of the continuous features
+
+	// Request rate: requests in the current minute, against the baseline of
+	// requests per active minute. A finished minute updates the baseline.
+	if minute != st.minute {
+		if st.minuteN > 0 {
+			st.cont[fRate].update(ln1p(int64(st.minuteN)), alpha(st.contN[fRate], priorWeight, e.aMin), contFloor[fRate])
+			st.contN[fRate] = satInc(st.contN[fRate])
+		}
+		st.minute, st.minuteN = minute, 0
+	}
+	st.minuteN = satInc(st.minuteN)
+	cur[fRate], has[fRate] = ln1p(int64(st.minuteN)), true
+
+	ok2xx := o.Status >= 200 && o.Status < 300
+	if ok2xx && (o.PromptTokens > 0 || o.CompletionTokens > 0) {
+		cur[fTokensIn], has[fTokensIn] = ln1p(o.PromptTokens), true
+		cur[fTokensOut], has[fTokensOut] = ln1p(o.CompletionTokens), true
+	}
+	if ok2xx {
+		cur[fBytesOut], has[fBytesOut] = ln1p(o.BytesOut), true
+	}
+	for c := 0; c < numCont; c++ {
+		if has[c] {
+			base := st.cont[c]
+			if pr != nil {
+				base = pr.cont[c]
+			}
+			inc[c] = min(base.z(cur[c], contFloor[c]), zCap) - allowance
+		}
+	}
+
+	// Events with a baseline rate.
+	var ev [numRates]bool
+	var hasEv [numRates]bool
+	if m := e.small(o.Model); m != 0 {
+		ev[bModels], hasEv[bModels] = seen(st.models[:], st.modelN[:], m), true
+	}
+	if t := e.small(o.Tool); t != 0 {
+		ev[bTools], hasEv[bTools] = seen(st.tools[:], st.toolN[:], t), true
+	}
+	denied := o.Status == 401 || o.Status == 403 || o.Status == 429
+	ev[bDenials], hasEv[bDenials] = denied, true
+	ev[bErrors], hasEv[bErrors] = !denied && o.Status >= 400, true
+	if st.kind != kindNetwork && netKey != 0 {
+		nk := uint32(mix64(netKey^e.salt)) | 1
+		i := slices.Index(st.nets[:], nk)
+		ev[bNetwork], hasEv[bNetwork] = i < 0 || st.netN[i] < famNetwork, true
+		if i < 0 { // replace the least used network
+			i = int(st.netNext % numNets)
+			for j := range st.nets {
+				if st.nets[j] == 0 || st.netN[j] < st.netN[i] {
+					i = j
+				}
+			}
+			st.nets[i], st.netN[i] = nk, 0
+			st.netNext++
+		}
+		if st.netN[i] == 1<<16-1 {
+			for j := range st.netN {
+				st.netN[j] /= 2
+			}
+		}
+		st.netN[i]++
+	}
+	if o.Prompt != 0 {
+		best := 0
+		for _, s := range st.prompts {
+			if s != 0 {
+				best = max(best, sketchMatches(s, o.Prompt))
+			}
+		}
+		ev[bPrompt], hasEv[bPrompt] = best >= nearDupBins, true
+		st.prompts[st.promptAt%numPrompts] = o.Prompt
+		st.promptAt++
+	}
+	for b := 0; b < numRates; b++ {
+		if hasEv[b] {
+			p0 := st.p[b]
+			if pr != nil {
+				p0 = pr.p[b]
+			}
+			p0 = min(max(p0, pMin), pMax)
+			inc[rateFeature[b]], has[rateFeature[b]] = bernoulliStep(ev[b], p0, altRate(p0)), true
+		}
+	}
+
+	// Hour of day: how much rarer this hour is than a uniform day, from the
+	// principal's histogram of active hours (each hour of each day counts
+	// once, so that a 24/7 service with a diurnal rate is uniform) smoothed
+	// over the neighbouring hours.
+	var hourShare float32
+	if st.kind != kindNetwork && unix-st.firstSeen >= hoursAfter {
+		var total float32
+		for _, c := range st.hours {
+			total += float32(c)
+		}
+		own := float32(st.hours[hour])
+		if st.hourSlot == int32(unix/3600) && own > 0 { // this hour's session does not vouch for itself
+			own--
+			total--
+		}
+		c := float32(st.hours[(hour+23)%24]) + 2*own + float32(st.hours[(hour+1)%24])
+		const smooth = 0.1
+		hourShare = (c + 4*smooth) / (4*total + 4*24*smooth)
+		inc[fHours], has[fHours] = min(max(fastLn(1/(24*hourShare))-hourAllowance, -1), 3), true
+	}
+	if slot := int32(unix / 3600); slot != st.hourSlot && st.kind != kindNetwork {
+		st.hourSlot = slot
+		if st.hours[hour]++; st.hours[hour] >= hourCap {
+			for i := range st.hours {
+				st.hours[i] /= 2
+			}
+		}
+	}
+
+	// CUSUM per feature, capped; the anomaly score is their sum. During
+	// warm-up only the features judged against the population prior count
+	// (novelty, hours, networks and prompt habits cannot be judged before
+	// there is a history), and the evidence is dropped when it ends.
+	warm := st.n < uint32(e.opt.Warmup)
+	if st.n == uint32(e.opt.Warmup) {
+		st.cusum = [numFeatures]float32{}
+	}
+	var total float32
+	for f := 0; f < numFeatures; f++ {
+		if has[f] && (!warm || warmupFeature[f]) {
+			limit := strongCap * th
+			if softFeature[f] {
+				limit = softCapFrac * th
+			}
+			st.cusum[f] = min(max(st.cusum[f]+inc[f], 0), limit)
+		}
+		total += st.cusum[f]
+	}
+
+	// Recent values, for reports.
+	st.rec[fRate] = float32(st.minuteN)
+	if has[fTokensIn] {
+		st.rec[fTokensIn] += recentAlpha * (float32(o.PromptTokens) - st.rec[fTokensIn])
+		st.rec[fTokensOut] += recentAlpha * (float32(o.CompletionTokens) - st.rec[fTokensOut])
+	}
+	if has[fBytesOut] {
+		st.rec[fBytesOut] += recentAlpha * (float32(o.BytesOut) - st.rec[fBytesOut])
+	}
+	for b := 0; b < numRates; b++ {
+		if hasEv[b] {
+			st.rec[rateFeature[b]] += recentAlpha * (b2f(ev[b]) - st.rec[rateFeature[b]])
+		}
+	}
+	st.rec[fHours] = float32(hour)
+
+	alarm := false
+	if lim := th * warmupMult; total >= th && (!warm || total >= lim) &&
+		(st.lastAlarm == 0 || unix-st.lastAlarm >= int64(e.opt.Cooldown/time.Second)) {
+		alarm = true
+		rep.total, rep.cusum = total, st.cusum
+		for f := 0; f < numFeatures; f++ {
+			rep.value[f] = float64(st.rec[f])
+		}
+		for c := 0; c < numCont; c++ {
+			rep.baseline[c] = expm1(st.cont[c].L)
+			if has[c] {
+				rep.value[c] = expm1(cur[c])
+			}
+		}
+		rep.value[fRate] = float64(st.minuteN)
+		for b := 0; b < numRates; b++ {
+			rep.baseline[rateFeature[b]] = float64(st.p[b])
+		}
+		rep.baseline[fHours] = float64(hourShare)
+		score := total / (total + th)
+		r := decay(st.risk, st.riskAt, at.UnixNano(), e.opt.HalfLife)
+		r = 1 - (1-r)*(1-score)
+		st.risk, st.riskAt, st.lastAlarm = r, at.UnixNano(), unix
+		rep.risk = r
+		st.cusum = [numFeatures]float32{}
+	}
+
+	// Baselines learn from the observation (winsorized: an outlier moves
+	// them by a bounded step).
+	// A principal under suspicion (risk at least 0.5) does not teach its
+	// baselines: the attack that raised the risk must not become normal.
+	if st.risk >= frozenRisk && decay(st.risk, st.riskAt, at.UnixNano(), e.opt.HalfLife) >= frozenRisk {
+		st.n = min(st.n+1, math.MaxUint32)
+		return alarm
+	}
+	// While a feature has gathered evidence, its baseline learns at a quarter of
+	// the pace, so that an attack does not become its own baseline before it
+	// is detected.
+	for c := fTokensIn; c < numCont; c++ {
+		if has[c] {
+			a := alpha(st.contN[c], priorWeight, e.aMin)
+			if st.cusum[c] >= suspectFrac*th {
+				a /= suspectSlow
+			}
+			st.cont[c].update(cur[c], a, contFloor[c])
+			st.contN[c] = satInc(st.contN[c])
+		}
+	}
+	for b := 0; b < numRates; b++ {
+		if hasEv[b] {
+			// (not slowed like the continuous baselines: a rate that
+			// learns events more slowly than non-events is biased low)
+			st.p[b] += alpha(st.rateN[b], priorWeight, e.aMin) * (b2f(ev[b]) - st.p[b])
+			st.rateN[b] = satInc(st.rateN[b])
+		}
+	}
+	if st.n < math.MaxUint32 {
+		st.n++
+	}
+	return alarm
+}
+
+// graduate folds a principal that just finished its warm-up into its
+// kind's population prior (an exponential average over principals), so
+// that new principals start from what principals of their kind do.
+func (e *Engine) graduate(kind int, st *state) {
+	const beta = 0.02
+	e.priorMu.Lock()
+	defer e.priorMu.Unlock()
+	pr := &e.priors[kind]
+	for c := range pr.cont {
+		pr.cont[c].L += beta * (st.cont[c].L - pr.cont[c].L)
+		pr.cont[c].D += beta * (st.cont[c].D - pr.cont[c].D)
+	}
+	for b := range pr.p {
+		pr.p[b] += beta * (st.p[b] - pr.p[b])
+	}
+}
+
+// alarm builds, counts and queues the anomaly of rep.
+func (e *Engine) alarm(o *Observation, at time.Time, kind int, netKey uint64, rep *report) *Anomaly {
+	th := e.threshold
+	a := &Anomaly{
+		Kind: o.Kind, ID: o.ID, Credential: o.Credential, At: at, RequestID: o.RequestID,
+		Score: float64(rep.total / (rep.total + th)), Risk: float64(rep.risk),
+	}
+	if kind == kindNetwork {
+		a.Kind, a.ID = KindNetwork, prefixString(netKey)
+	}
+	a.Principal = PrincipalKey(a.Kind, a.ID)
+	for f := 0; f < numFeatures; f++ {
+		if rep.cusum[f] >= driveFrac*th {
+			a.Features = append(a.Features, Feature{Name: featureNames[f], Value: round3(rep.value[f]),
+				Baseline: round3(rep.baseline[f]), Score: round3(float64(rep.cusum[f]))})
+		}
+	}
+	slices.SortStableFunc(a.Features, func(x, y Feature) int {
+		switch {
+		case x.Score > y.Score:
+			return -1
+		case x.Score < y.Score:
+			return 1
+		}
+		return 0
+	})
+	a.Reason = reason(a.Features)
+	e.anomalies.Add(1)
+	if h := e.opt.Hooks.Anomaly; h != nil {
+		h(a)
+	}
+	if e.queue != nil {
+		select {
+		case e.queue <- *a:
+		default:
+			e.dropped.Add(1)
+			if h := e.opt.Hooks.Dropped; h != nil {
+				h()
+			}
+			if now := time.Now().UnixNano(); now-e.lastDrop.Load() > int64(time.Second) {
+				e.lastDrop.Store(now)
+				e.opt.Logger.Error("behavior: anomaly queue full; report dropped (the risk was raised)",
+					"principal", a.Principal, "reason", a.Reason)
+			}
+		}
+	}
+	return a
+}
+
+// reason is the one-line summary of the driving features.
+func reason(fs []Feature) string {
+	var b strings.Builder
+	for i, f := range fs {
+		if i == 4 {
+			fmt.Fprintf(&b, "; +%d more", len(fs)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		switch f.Name {
+		case "request_rate":
+			fmt.Fprintf(&b, "%s %.0f/min vs %.1f", f.Name, f.Value, f.Baseline)
+		case "tokens_in", "tokens_out", "response_bytes":
+			fmt.Fprintf(&b, "%s %.0f vs %.0f", f.Name, f.Value, f.Baseline)
+		case "off_hours":
+			fmt.Fprintf(&b, "off_hours %02.0f:00 UTC (%.1f%% of activity)", f.Value, 100*f.Baseline)
+		default:
+			fmt.Fprintf(&b, "%s %.2f vs %.2f", f.Name, f.Value, f.Baseline)
+		}
+	}
+	if b.Len() == 0 {
+		return "several small deviations"
+	}
+	return b.String()
+}
+
+func round3(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return math.Round(x*1000) / 1000
+}
+
+// Risk returns a principal's current risk, 0..1: raised by each anomaly
+// (r ← 1-(1-r)(1-score)) and halved every half-life since. The assess
+// stage passes the principal id without its kind; the highest risk of the
+// id under any kind is returned.
+func (e *Engine) Risk(principalID string) float64 {
+	now := e.opt.Now().UnixNano()
+	var r float32
+	for _, kind := range kindNames[:kindNetwork] {
+		r = max(r, e.riskOf(e.principalHash(kind, principalID), now))
+	}
+	return float64(r)
+}
+
+// RiskOf is Risk for one kind.
+func (e *Engine) RiskOf(kind, id string) float64 {
+	return float64(e.riskOf(e.principalHash(kind, id), e.opt.Now().UnixNano()))
+}
+
+func (e *Engine) riskOf(key uint64, now int64) float32 {
+	sh := e.users.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, ok := sh.idx[key]
+	if !ok {
+		return 0
+	}
+	st := sh.at(i)
+	return decay(st.risk, st.riskAt, now, e.opt.HalfLife)
+}
+
+// decay is risk r set at time at, halved every half-life until now.
+func decay(r float32, at, now int64, halfLife time.Duration) float32 {
+	if r <= 0 || now <= at {
+		return max(r, 0)
+	}
+	return r * float32(math.Exp2(-float64(now-at)/float64(halfLife)))
+}
+
+// Run hands queued anomalies to Record and then the Responder until ctx
+// ends. Errors are logged and counted; Run never stops on them.
+func (e *Engine) Run(ctx context.Context) {
+	if e.queue == nil {
+		<-ctx.Done()
+		return
+	}
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			e.Sweep(e.opt.Now())
+		case a := <-e.queue:
+			e.deliver(ctx, a)
+		}
+	}
+}
+
+func (e *Engine) deliver(ctx context.Context, a Anomaly) {
+	if e.opt.Record != nil {
+		if err := e.opt.Record(ctx, a); err != nil && ctx.Err() == nil {
+			if h := e.opt.Hooks.RecordError; h != nil {
+				h()
+			}
+			e.opt.Logger.Error("behavior: cannot record anomaly", "principal", a.Principal, "reason", a.Reason, "err", err)
+		}
+	}
+	if e.opt.Responder != nil {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := safeRespond(rctx, e.opt.Responder, a)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			if h := e.opt.Hooks.RespondErr; h != nil {
+				h()
+			}
+			e.opt.Logger.Error("behavior: responder failed", "principal", a.Principal, "err", err)
+		}
+	}
+}
+
+// safeRespond calls r, turning a panic into an error: a faulty responder
+// must not stop the engine's goroutine.
+func safeRespond(ctx context.Context, r Responder, a Anomaly) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("responder panicked: %v", p)
+		}
+	}()
+	return r.Respond(ctx, a)
+}
+
+// Sweep evicts baselines not seen for IdleTTL before now.
+func (e *Engine) Sweep(now time.Time) {
+	cutoff := now.Add(-e.opt.IdleTTL).Unix()
+	for _, t := range []*table{&e.users, &e.nets} {
+		n := t.sweep(cutoff)
+		e.evicted.Add(uint64(n))
+	}
+}
+
+// seen looks tag up in a small set with use counts and reports whether it
+// is new there; a new tag replaces the least used one. Counts are halved
+// when one saturates, so that the set follows current habits.
+func seen(tags []uint32, counts []uint8, tag uint32) (isNew bool) {
+	i := slices.Index(tags, tag)
+	if i < 0 {
+		isNew, i = true, 0
+		for j := range tags {
+			if tags[j] == 0 || counts[j] < counts[i] {
+				i = j
+				if tags[j] == 0 {
+					break
+				}
+			}
+		}
+		tags[i], counts[i] = tag, 0
+	}
+	if counts[i] == 255 {
+		for j := range counts {
+			counts[j] /= 2
+		}
+	}
+	counts[i]++
+	return isNew
+}
+
+func b2f(b bool) float32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func satInc[T uint16 | uint32](x T) T {
+	if x+1 == 0 {
+		return x
+	}
+	return x + 1
+}
