@@ -47,7 +47,7 @@ func (s *Server) buildBehavior(ctx context.Context, cfg *config.Config) (*behavi
 		return nil, fmt.Errorf("behavior: %w", err)
 	}
 	m.watch(e)
-	go e.Run(ctx)
+	// e.Run is started by New once the responder exists (startBehavior).
 	return e, nil
 }
 
@@ -68,6 +68,15 @@ func (s *Server) riskSource() assess.RiskSource {
 		return nil
 	}
 	return s.behavior
+}
+
+// startBehavior starts the engine's goroutine. New calls it after every
+// component the engine reports to (the responder) is built, so the engine
+// never reads a field New is still writing.
+func (s *Server) startBehavior(ctx context.Context) {
+	if s.behavior != nil {
+		go s.behavior.Run(ctx)
+	}
 }
 
 // lazyResponder hands anomalies to the server's responder, which is built

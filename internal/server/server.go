@@ -188,6 +188,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	s.startBehavior(wctx) // now that the responder it reports to exists
 	for _, l := range cfg.Listeners {
 		// The order is the security argument: audit wraps everything (so every
 		// outcome is recorded), the cheap route match comes before identity,
