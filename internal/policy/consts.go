@@ -9,8 +9,9 @@ import (
 // terms of their paths after data: the package path, then the rule's name.
 // The root stands for data.
 type constNode struct {
-	children map[string]*constNode
-	value    *ast.Term // the rule's value; nil for an inner node
+	children  map[string]*constNode
+	value     *ast.Term // the rule's value; nil for an inner node
+	undefined bool      // folded (see foldRules): the document is undefined
 }
 
 // constRules finds the policy's constant rules, such as a catalog
@@ -92,7 +93,15 @@ func refKey(t *ast.Term) (string, bool) {
 
 // get returns the value of the constant rule at exactly ref.
 func (n *constNode) get(ref ast.Ref) *ast.Term {
-	if len(ref) < 2 || !ref[0].Equal(ast.DefaultRootDocument) {
+	if n := n.lookup(ref); n != nil {
+		return n.value
+	}
+	return nil
+}
+
+// lookup returns the node at exactly ref, or nil.
+func (n *constNode) lookup(ref ast.Ref) *constNode {
+	if n == nil || len(ref) < 2 || !ref[0].Equal(ast.DefaultRootDocument) {
 		return nil
 	}
 	for _, t := range ref[1:] {
@@ -104,17 +113,18 @@ func (n *constNode) get(ref ast.Ref) *ast.Term {
 			return nil
 		}
 	}
-	return n.value
+	return n
 }
 
 // constCache is the virtual document cache of one decision. It answers
-// for the constant rules from the tree, so that OPA uses their values
-// without evaluating them, and keeps everything else in OPA's own cache.
-// Inside a `with` (a pushed frame), it leaves the constants to OPA: `with`
-// may replace them.
+// for the constant rules and the folded ones (see foldRules) from their
+// trees, so that OPA uses their values without evaluating them, and keeps
+// everything else in OPA's own cache. Inside a `with` (a pushed frame), it
+// leaves them to OPA: `with` may replace them or what they are made of.
 type constCache struct {
 	topdown.VirtualCache
 	consts *constNode
+	folded *constNode
 	depth  int
 }
 
@@ -126,6 +136,9 @@ func (c *constCache) Get(ref ast.Ref) (*ast.Term, bool) {
 	if c.depth == 0 {
 		if v := c.consts.get(ref); v != nil {
 			return v, false
+		}
+		if n := c.folded.lookup(ref); n != nil && (n.value != nil || n.undefined) {
+			return n.value, n.undefined
 		}
 	}
 	return c.VirtualCache.Get(ref)

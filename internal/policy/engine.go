@@ -133,6 +133,7 @@ type Engine struct {
 	query    ast.Body           // compiled
 	wrapped  [len(outputs)]bool // which outputs the query wraps in an array
 	consts   *constNode         // constant rules, served without evaluation
+	folded   *constNode         // rules that cannot depend on the request, evaluated at load
 	store    storage.Store
 	version  string
 	files    []string
@@ -205,13 +206,16 @@ func (s *snapshot) compileUnguarded(ctx context.Context) (*Engine, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("policy: load %s: %w", s.dir, err)
 	}
+	store := inmem.New()
+	consts := constRules(compiler)
 	e := &Engine{
 		compiler: compiler,
 		qc:       qc,
 		query:    compiled,
 		wrapped:  wrapped,
-		consts:   constRules(compiler),
-		store:    inmem.New(),
+		consts:   consts,
+		folded:   foldRules(ctx, compiler, qc, store, consts),
+		store:    store,
 		version:  version(s.files),
 		loadedAt: time.Now(),
 		fields:   inputUse(compiler.Modules),
@@ -391,8 +395,8 @@ func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tr
 		// Traced, every rule is evaluated, so the explanation lists the
 		// constant rules a decision used too.
 		q = q.WithQueryTracer(tracer)
-	} else if e.consts != nil {
-		q = q.WithVirtualCache(&constCache{consts: e.consts, VirtualCache: topdown.NewVirtualCache()})
+	} else if e.consts != nil || e.folded != nil {
+		q = q.WithVirtualCache(&constCache{consts: e.consts, folded: e.folded, VirtualCache: topdown.NewVirtualCache()})
 	}
 	var out output
 	n := 0

@@ -86,7 +86,10 @@ not_allowed := sprintf("agent %s acting for %q: no entitlement of both the agent
 # Requests let through by a JIT grant or under step-up are audited in full.
 # (obligations.require_mfa: scrutiny.rego; max_tokens: agents.rego;
 # mask: data_classes.rego.)
-obligations["audit_level"] := "full" if granted
+obligations["audit_level"] := "full" if {
+	input.grants[0]
+	granted
+}
 
 obligations["audit_level"] := "full" if {
 	input.principal.kind == "user"

@@ -47,13 +47,35 @@ scrutiny if {
 	lib.record
 }
 
-# --- high risk: deny everyone ----------------------------------------------------
+# --- risk score ------------------------------------------------------------------
 
 # Risk thresholds (0.5: step-up, 0.8: deny) are literals: comparing with a
-# literal is one evaluation step, looking up a constant costs more.
+# literal is one evaluation step, looking up a constant costs more. Below
+# 0.5, the usual case, this one comparison is all the risk score costs:
+# risk_denials is evaluated only from 0.5.
 deny contains msg if {
+	input.context.risk >= 0.5
+	some msg in risk_denials
+}
+
+# From 0.8: deny everyone.
+risk_denials contains msg if {
 	input.context.risk >= 0.8
 	msg := sprintf("risk score %v of %s is at or above 0.8", [input.context.risk, input.principal.id])
+}
+
+# From 0.5, services and agents have no MFA path: deny. (Users step up,
+# below.)
+risk_denials contains msg if {
+	input.principal.kind == "service"
+	input.context.risk < 0.8
+	msg := sprintf("risk score %v of %s calls for step-up; a service has no MFA path, so the request is denied", [input.context.risk, input.principal.id])
+}
+
+risk_denials contains msg if {
+	input.principal.kind == "agent"
+	input.context.risk < 0.8
+	msg := sprintf("risk score %v of %s calls for step-up; an agent has no MFA path, so the request is denied", [input.context.risk, input.principal.id])
 }
 
 # --- services and agents: no MFA path, deny --------------------------------------
@@ -70,20 +92,6 @@ deny contains msg if {
 	scrutiny
 	some u in unusual
 	msg := sprintf("%s; an agent has no MFA path, so the request is denied", [u])
-}
-
-deny contains msg if {
-	input.principal.kind == "service"
-	input.context.risk >= 0.5
-	input.context.risk < 0.8
-	msg := sprintf("risk score %v of %s calls for step-up; a service has no MFA path, so the request is denied", [input.context.risk, input.principal.id])
-}
-
-deny contains msg if {
-	input.principal.kind == "agent"
-	input.context.risk >= 0.5
-	input.context.risk < 0.8
-	msg := sprintf("risk score %v of %s calls for step-up; an agent has no MFA path, so the request is denied", [input.context.risk, input.principal.id])
 }
 
 # --- users: step up --------------------------------------------------------------

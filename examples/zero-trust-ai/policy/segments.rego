@@ -38,8 +38,8 @@ deny contains msg if {
 # A user or service is entitled when its catalog entry lists the action for
 # the route's segment. (Agents: agents.rego.)
 grounds contains msg if {
-	lib.record.entitlements[input.resource.segment][input.action]
 	input.principal.kind != "agent"
+	lib.record.entitlements[input.resource.segment][input.action]
 	lib.known
 	msg := sprintf("entitlement: %s may %s on segment %s", [input.principal.id, input.action, input.resource.segment])
 }

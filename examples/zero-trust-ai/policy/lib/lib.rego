@@ -1,7 +1,8 @@
 # Package zt.lib holds the lookups the warden.authz rules share. Every rule
-# here is a constant-time lookup into zt.catalog or a comparison; none of
-# them builds strings. Rego caches each of them for the request, so the
-# rules that use them pay for the lookup once.
+# here is a constant-time lookup into zt.catalog (or into usual_sets, derived
+# from it at load) or a comparison; none of them builds strings. Rego
+# caches each of them for the request, so the rules that use them pay for
+# the lookup once.
 package zt.lib
 
 import data.zt.catalog
@@ -24,22 +25,58 @@ user := u if {
 # --- usual context -------------------------------------------------------------
 
 # usual_context: network, country and local hour are all usual for the
-# caller. This is the one check on the common path; scrutiny.rego looks at
-# the three signals one by one only when it fails.
+# caller. This is the one check on the common path: one rule, three lookups
+# into the caller's row of usual_sets. scrutiny.rego looks at the three
+# signals one by one only when it fails.
 usual_context if {
-	on_usual_network
-	in_usual_country
-	at_usual_hour
+	u := usual_sets[input.principal.id]
+	u.hours[input.context.local_hour]
+	u.countries[input.context.geo.country]
+	some n in input.context.networks
+	u.networks[n]
 }
 
 # usual is where and when the caller normally works.
 usual := object.get(record, "usual", catalog.default_usual)
 
+# usual_sets is, per principal in the catalog, its usual context as sets to
+# look up: networks; countries, with "" (an address without a location);
+# and the local hours (0-23) inside the window. It reads only the catalog,
+# never the request, so warden computes it once, when it loads the policy
+# (docs/policy.md, "Writing fast policies"), and a request pays for a lookup, not for this.
+usual_sets[id] := {
+	"networks": object.get(u, "networks", set()),
+	"countries": object.get(u, "countries", set()) | {""},
+	"hours": {h | some h in numbers.range(0, 23); in_window(u, h)},
+} if {
+	some id, p in catalog.principals
+	u := object.get(p, "usual", catalog.default_usual)
+}
+
+# in_window: hour h is in the usual window [from, to) of u; a window with
+# from > to wraps past midnight (22-6 is 22:00 to 05:59).
+in_window(u, h) if {
+	u.hours.from <= h
+	h < u.hours.to
+}
+
+in_window(u, h) if {
+	u.hours.from > u.hours.to
+	h >= u.hours.from
+}
+
+in_window(u, h) if {
+	u.hours.from > u.hours.to
+	h < u.hours.to
+}
+
+# The three signals, for the sentences scrutiny.rego writes.
+
 # on_usual_network: the source address is in one of the caller's usual
 # networks (context.networks lists the configured networks containing it).
 on_usual_network if {
 	some n in input.context.networks
-	usual.networks[n]
+	usual_sets[input.principal.id].networks[n]
 }
 
 # in_usual_country: the source address is not located, or is located in one
@@ -47,25 +84,7 @@ on_usual_network if {
 # ranges, no geo database) is judged by the network check alone.
 in_usual_country if input.context.geo.country == ""
 
-in_usual_country if usual.countries[input.context.geo.country]
+in_usual_country if usual_sets[input.principal.id].countries[input.context.geo.country]
 
-# at_usual_hour: the local hour is in the caller's usual window
-# [from, to); a window with from > to wraps past midnight (22-6 is 22:00
-# to 05:59).
-at_usual_hour if {
-	w := usual.hours
-	w.from <= input.context.local_hour
-	input.context.local_hour < w.to
-}
-
-at_usual_hour if {
-	w := usual.hours
-	w.from > w.to
-	input.context.local_hour >= w.from
-}
-
-at_usual_hour if {
-	w := usual.hours
-	w.from > w.to
-	input.context.local_hour < w.to
-}
+# at_usual_hour: the local hour is in the caller's usual window.
+at_usual_hour if usual_sets[input.principal.id].hours[input.context.local_hour]
