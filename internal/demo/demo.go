@@ -6,6 +6,7 @@ package demo
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -114,6 +115,12 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 		return false, fmt.Errorf("demo: %w", err)
 	}
 	readKey, readRec, err := keys.Create("demo-readonly", "service", []string{"inference:models.list", "inference:models.get"}, 24*time.Hour)
+	if err != nil {
+		return false, fmt.Errorf("demo: %w", err)
+	}
+	// A credential that "someone else" got hold of: it may list models and
+	// starts probing for what else it can do.
+	probeKey, _, err := keys.Create("demo-probe", "service", []string{"inference:models.list"}, 24*time.Hour)
 	if err != nil {
 		return false, fmt.Errorf("demo: %w", err)
 	}
@@ -284,6 +291,27 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 		t.detail("200 text/event-stream, %d events, then event: error (%s), no [DONE]", events, code)
 		return nil
 	})
+	t.step("a burst of denied requests is an anomaly: the credential is quarantined (behaviour + playbook)", func() error {
+		if err := t.expect("GET", "/v1/models", probeKey, "", 200, ""); err != nil {
+			return err
+		}
+		for i := 1; i <= 60; i++ {
+			res, body, err := t.call("POST", "/v1/chat/completions", probeKey, chatBody)
+			if err != nil {
+				return err
+			}
+			if res.StatusCode != 403 {
+				return fmt.Errorf("request %d: status %d, want 403: %s", i, res.StatusCode, short(string(body)))
+			}
+			if bytes.Contains(body, []byte(`"quarantined"`)) {
+				t.detail("quarantined after %d denied requests", i)
+				// Everything is refused now, even what the key could do before.
+				return t.expect("GET", "/v1/models", probeKey, "", 403, "quarantined")
+			}
+			time.Sleep(20 * time.Millisecond) // the engine scores each outcome on its own goroutine
+		}
+		return errors.New("60 denied requests and no quarantine")
+	})
 	t.step("audit chain verified, one record per request", func() error {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
@@ -291,24 +319,38 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 			if err != nil {
 				return err
 			}
-			if int(rep.Records) > t.requests {
-				return fmt.Errorf("%d records for %d requests", rep.Records, t.requests)
-			}
-			if int(rep.Records) == t.requests {
-				denied := 0
-				found := map[string]bool{}
-				if err := audit.ReadAll(cfg.Audit.Path, func(r audit.Record) error {
-					if r.Status == 401 || r.Status == 403 {
-						denied++
-					}
-					for _, f := range r.Findings {
-						found[f.Where+":"+f.Type+":"+f.Action] = true
-					}
+			// warden's own events (anomalies, sanctions) are records too,
+			// besides one per request.
+			events, denied := 0, 0
+			found := map[string]bool{}
+			if err := audit.ReadAll(cfg.Audit.Path, func(r audit.Record) error {
+				if ownEvent(r.Action) {
+					events++
+					found["event:"+r.Action] = true
 					return nil
-				}); err != nil {
-					return err
 				}
-				t.detail("%d records, %d of them denials, head %s", rep.Records, denied, short(rep.Head))
+				if r.Status == 401 || r.Status == 403 {
+					denied++
+				}
+				for _, f := range r.Findings {
+					found[f.Where+":"+f.Type+":"+f.Action] = true
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			requests := int(rep.Records) - events
+			if requests > t.requests {
+				return fmt.Errorf("%d request records for %d requests", requests, t.requests)
+			}
+			if requests == t.requests {
+				t.detail("%d records: %d requests (%d of them denials) and %d of warden's own events; head %s",
+					rep.Records, requests, denied, events, short(rep.Head))
+				for _, want := range []string{"event:behavior.anomaly", "event:sanction.apply"} {
+					if !found[want] {
+						return fmt.Errorf("no %s record was audited", strings.TrimPrefix(want, "event:"))
+					}
+				}
 				if denied == 0 {
 					return errors.New("no denial was audited")
 				}
@@ -321,7 +363,7 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 				return nil
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%d records for %d requests", rep.Records, t.requests)
+				return fmt.Errorf("%d request records for %d requests", requests, t.requests)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -384,7 +426,27 @@ audit:
   path: data/audit
   checkpoint:
     key_file: data/audit-checkpoint.key
+behavior:
+  enabled: true
+responses:
+  path: data/sanctions.json
+  playbooks:
+    - name: quarantine-on-anomaly
+      match: {min_score: 0.5}
+      actions:
+        - {type: quarantine, duration: 15m}
 `
+
+// ownEvent reports whether an audit record's action is one of warden's own
+// events rather than a client request.
+func ownEvent(action string) bool {
+	for _, p := range []string{"behavior.", "sanction.", "respond."} {
+		if strings.HasPrefix(action, p) {
+			return true
+		}
+	}
+	return false
+}
 
 type tour struct {
 	out      io.Writer
