@@ -28,6 +28,10 @@ type Input struct {
 	Resource  ResourceInput  `json:"resource"`
 	Context   ContextInput   `json:"context"`
 	Grants    []GrantInput   `json:"grants"` // the principal's active just-in-time grants
+	// Sanctions are the automated responses in force for the principal
+	// (internal/respond): "quarantine" never reaches policy (the sanctions
+	// stage refuses first), "require_mfa" and "throttle" do.
+	Sanctions []string `json:"sanctions"`
 
 	posture *ast.Term // Context.Posture converted by NewInput, nil if not yet
 }
@@ -149,6 +153,9 @@ func (in Input) MarshalJSON() ([]byte, error) {
 	q := plain(in)
 	if q.Grants == nil {
 		q.Grants = []GrantInput{}
+	}
+	if q.Sanctions == nil {
+		q.Sanctions = []string{}
 	}
 	return json.Marshal(q)
 }
@@ -291,6 +298,9 @@ func newInput(ex *gateway.Exchange, opts InputOptions, use *fieldSet) (Input, er
 				RequestedBy: g.RequestedBy, ApprovedBy: g.ApprovedBy, ExpiresAt: second(g.ExpiresAt)}
 		}
 	}
+	if len(ex.Sanctions) > 0 {
+		in.Sanctions = slices.Clone(ex.Sanctions)
+	}
 	return in, nil
 }
 
@@ -400,6 +410,7 @@ var (
 	kResource      = ast.StringTerm("resource")
 	kContext       = ast.StringTerm("context")
 	kGrants        = ast.StringTerm("grants")
+	kSanctions     = ast.StringTerm("sanctions")
 	kKind          = ast.StringTerm("kind")
 	kID            = ast.StringTerm("id")
 	kOnBehalfOf    = ast.StringTerm("on_behalf_of")
@@ -582,6 +593,9 @@ func (in *Input) value(use *fieldSet) (ast.Value, error) {
 			grants = ast.ArrayTerm(terms...)
 		}
 		top = append(top, ast.Item(kGrants, grants))
+	}
+	if use[fSanctions] {
+		top = append(top, ast.Item(kSanctions, a.strings(in.Sanctions)))
 	}
 	return ast.NewObject(top...), nil
 }

@@ -50,6 +50,7 @@ func fullExchange(t *testing.T) (*gateway.Exchange, InputOptions) {
 	ex.Grants = []gateway.Grant{{ID: "g1", Principal: ex.Principal.ID, Action: "*", Segment: "training",
 		Resource: "datasets", Reason: "incident 42", RequestedBy: "bob", ApprovedBy: "carol",
 		ExpiresAt: time.Date(2025, 6, 8, 1, 0, 0, 0, time.UTC)}}
+	ex.Sanctions = []string{"throttle"}
 	loc, err := LoadLocation("Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func TestNewInput(t *testing.T) {
 		`"posture":{"managed":true,"os":{"name":"macOS","patch":3}},"posture_source":"header","risk":0.35,` +
 		`"data_classes":["pii","secret"],"finding_types":["aws_access_key","email"],` +
 		`"request_id":"req_01","request_bytes":85,"tokens":{"prompt":42,"max":1024}},` +
-		`"grants":[{"id":"g1","action":"*","segment":"training","resource":"datasets","requested_by":"bob","approved_by":"carol","expires_at":"2025-06-08T01:00:00Z"}]}`
+		`"grants":[{"id":"g1","action":"*","segment":"training","resource":"datasets","requested_by":"bob","approved_by":"carol","expires_at":"2025-06-08T01:00:00Z"}],"sanctions":["throttle"]}`
 	if string(got) != want {
 		t.Errorf("NewInput JSON =\n%s\nwant\n%s", got, want)
 	}

@@ -15,6 +15,7 @@ const (
 	fResource
 	fContext
 	fGrants
+	fSanctions
 
 	fKind // principal
 	fID
@@ -97,7 +98,8 @@ var inputSections = map[string]struct {
 		"finding_types": fFindingTypes, "request_id": fRequestID, "request_bytes": fRequestBytes,
 		"tokens": fTokens,
 	}},
-	"grants": {fGrants, nil},
+	"grants":    {fGrants, nil},
+	"sanctions": {fSanctions, nil},
 }
 
 // inputUse returns the fields of the input document that the compiled

@@ -15,7 +15,7 @@ import (
 
 // usedFields names the fields marked in s, for messages.
 func usedFields(s fieldSet) []string {
-	names := map[field]string{fPrincipal: "principal", fAction: "action", fResource: "resource", fContext: "context", fGrants: "grants"}
+	names := map[field]string{fPrincipal: "principal", fAction: "action", fResource: "resource", fContext: "context", fGrants: "grants", fSanctions: "sanctions"}
 	for sec, v := range inputSections {
 		for k, f := range v.keys {
 			names[f] = sec + "." + k

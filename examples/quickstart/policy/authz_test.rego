@@ -53,6 +53,7 @@ request := {
 		"tokens": {"prompt": 0, "max": 0},
 	},
 	"grants": [],
+	"sanctions": [],
 }
 
 # with_scopes returns the request with the principal's scopes replaced.

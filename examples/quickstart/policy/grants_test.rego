@@ -36,6 +36,7 @@ base := {
 		"request_bytes": 128,
 	},
 	"grants": [],
+	"sanctions": [],
 }
 
 # An active grant for chat completions on the inference segment.

@@ -61,6 +61,7 @@ request(id, kind, action, resource, networks) := {
 		"tokens": {"prompt": 20, "max": 0},
 	},
 	"grants": [],
+	"sanctions": [],
 }
 
 # Routes, as warden.yaml defines them.
