@@ -244,6 +244,41 @@ models:
 	okCLI(approver, "rollback", "--reason", "tampered weights", "llama")
 	wantServes("v1")
 
+	// Datasets: two signed versions with a chain of custody, registered in
+	// the registry through the admin API. A child before its parent is
+	// refused; the chain is checked against what is registered.
+	mkData := func(version string) string {
+		d := filepath.Join(dir, "models", "corpus-"+version)
+		must(t, os.MkdirAll(d, 0o700))
+		must(t, os.WriteFile(filepath.Join(d, "part-0.jsonl"), []byte(strings.Repeat(`{"text":"`+version+`"}`+"\n", 100)), 0o600))
+		return d
+	}
+	ds1, ds2 := mkData("v1"), mkData("v2")
+	cli("dataset", "sign", "--key", keyPrefix+".key", "--name", "corpus", "--version", "v1", "--source", "crawl-2025-05",
+		"--license", "CC-BY-4.0", ds1)
+	cli("dataset", "sign", "--key", keyPrefix+".key", "--name", "corpus", "--version", "v2", "--parent", "v1",
+		"--parent-signature", filepath.Join(ds1, "model.sig"), "--transformation", "dedup + PII scrub", ds2)
+	datasetCLI := func(keyFile string, args ...string) (string, string, int) {
+		t.Helper()
+		return runCLI(t, append(append([]string{"dataset"}, args...),
+			"--server", base, "--ca-file", filepath.Join(dir, "cert.pem"), "--key-file", keyFile)...)
+	}
+	if _, errOut, code := datasetCLI(publisher, "register", ds2); code != 1 || !strings.Contains(errOut, "v1") {
+		t.Fatalf("register of a child before its parent: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := datasetCLI(appKeyFile(t, dir, appKey.Key), "register", ds1); code != 1 || !strings.Contains(errOut, "403") {
+		t.Fatalf("register by a key without the publisher role: exit %d: %s", code, errOut)
+	}
+	for _, d := range []string{ds1, ds2} {
+		if out, errOut, code := datasetCLI(publisher, "register", d); code != 0 || !strings.Contains(out, "registered") {
+			t.Fatalf("dataset register %s: exit %d: %s%s", d, code, out, errOut)
+		}
+	}
+	if out, errOut, code := datasetCLI(publisher, "list", "corpus"); code != 0 || !strings.Contains(out, "v2") ||
+		!strings.Contains(out, "(origin)") || !strings.Contains(out, "CC-BY-4.0") {
+		t.Fatalf("dataset list: exit %d:\n%s%s", code, out, errOut)
+	}
+
 	// The audit log holds every transition and the integrity failure, with
 	// the changed file named.
 	seen := map[string]bool{}
@@ -257,7 +292,7 @@ models:
 	}))
 	for _, want := range []string{
 		"model.register model_register", "model.verify model_verify", "model.promote model_promote",
-		"model.rollback model_rollback", "model.integrity model_integrity_refused",
+		"model.rollback model_rollback", "model.integrity model_integrity_refused", "dataset.register dataset_register",
 		"model.promote policy_denied", "chat.completions model_unverified",
 	} {
 		if !seen[want] {
@@ -267,4 +302,12 @@ models:
 	if !strings.Contains(integrity, `changed "weights.bin"`) {
 		t.Errorf("integrity record does not name the changed file: %q", integrity)
 	}
+}
+
+// appKeyFile writes an API key to a file for the CLI's --key-file.
+func appKeyFile(t *testing.T, dir, key string) string {
+	t.Helper()
+	p := filepath.Join(dir, "app.key")
+	must(t, os.WriteFile(p, []byte(key), 0o600))
+	return p
 }

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/warden-ai/warden/internal/registry"
@@ -22,6 +27,8 @@ const datasetUsage = `usage:
                         [--parent VERSION --parent-signature FILE --transformation TEXT]
                         [--signature FILE] DIR
   warden dataset verify --key PUBLIC.pem [--key ...] [--signature FILE] [--chain DIR] [--json] DIR
+  warden dataset register [--signature FILE] [--json] [connection flags] DIR
+  warden dataset list     [--json] [connection flags] [NAME]
 
 sign hashes every file of DIR and signs its manifest together with the
 version's provenance: source, licence, and — unless it is an origin — the
@@ -36,7 +43,14 @@ read from --chain DIR as VERSION.sig (default: the directory of
 dataset and carry exactly the digest its child names. The first broken link
 is reported.
 
-Exit status: 0 the chain verified, 1 a link is broken, 2 bad usage.
+register records a signed dataset version in warden's registry through the
+admin API (POST /v1/warden/datasets): warden verifies the signature, every
+file and the chain of custody through the versions it already holds (the
+parent must be registered first), and audits the registration. DIR must be
+under models.roots. list shows the registered datasets and versions.
+
+Exit status: 0 the chain verified (or the registry call succeeded), 1 a
+link is broken (or warden refused), 2 bad usage.
 `
 
 func runDataset(args []string, stdout, stderr io.Writer) int {
@@ -52,6 +66,10 @@ func runDataset(args []string, stdout, stderr io.Writer) int {
 		return datasetSign(args[1:], stdout, stderr)
 	case "verify":
 		return datasetVerify(args[1:], stdout, stderr)
+	case "register":
+		return datasetRegister(args[1:], stdout, stderr)
+	case "list", "ls", "show":
+		return datasetList(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "warden dataset: unknown subcommand %q\n\n%s", args[0], datasetUsage)
 		return exitUsage
@@ -220,4 +238,148 @@ func datasetVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "OK chain of custody verified: %d versions back to the origin (%s)\n", len(chain), time.Since(start).Round(time.Millisecond))
 	return exitOK
+}
+
+// datasetRegister sends a signed dataset version to warden's registry.
+func datasetRegister(args []string, stdout, stderr io.Writer) int {
+	fs := modelFlagSet("dataset", "register", "[--signature FILE] [--json] [connection flags] DIR", stderr)
+	var conn grantConn
+	conn.register(fs)
+	sigPath := fs.String("signature", "", "the signature (default DIR/"+registry.DefaultSignatureName+")")
+	pos, code, done := parseKeysArgs(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "warden dataset register: one dataset directory is required")
+		return exitUsage
+	}
+	dir, err := filepath.Abs(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "warden dataset register: %v\n", err)
+		return exitUsage
+	}
+	in := *sigPath
+	if in == "" {
+		in = filepath.Join(dir, registry.DefaultSignatureName)
+	}
+	bundle, _, err := localfile.ReadFile(in, 64<<20)
+	if err != nil || bundle == nil {
+		fmt.Fprintf(stderr, "warden dataset register: signature %s: %v\n", in, orMissing(err))
+		return exitUsage
+	}
+	if !json.Valid(bundle) {
+		fmt.Fprintf(stderr, "warden dataset register: signature %s is not JSON\n", in)
+		return exitUsage
+	}
+	c, code := datasetClient(&conn, "register", stderr)
+	if c == nil {
+		return code
+	}
+	raw, err := c.do(http.MethodPost, "/v1/warden/datasets", nil, map[string]any{"dir": dir, "bundle": json.RawMessage(bundle)})
+	if err != nil {
+		fmt.Fprintf(stderr, "warden dataset register: %v\n", err)
+		return exitFail
+	}
+	if conn.asJSON {
+		return grantPrintJSON("register", raw, stdout, stderr)
+	}
+	var v struct {
+		Version *datasetVersionView `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil || v.Version == nil {
+		fmt.Fprintln(stderr, "warden dataset register: warden's answer holds no version")
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "%s@%s registered (root digest sha256:%s, signed by %s, parent %s)\n", grantSafe(v.Version.Name),
+		grantSafe(v.Version.Version), grantSafe(v.Version.RootDigest), grantSafe(v.Version.Signer), grantSafe(orNoParent(v.Version.Parent)))
+	return exitOK
+}
+
+// datasetList prints the registered datasets.
+func datasetList(args []string, stdout, stderr io.Writer) int {
+	fs := modelFlagSet("dataset", "list", "[--json] [connection flags] [NAME]", stderr)
+	var conn grantConn
+	conn.register(fs)
+	pos, code, done := parseKeysArgs(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) > 1 || len(pos) == 1 && registry.ValidName(pos[0]) != nil {
+		fmt.Fprintln(stderr, "warden dataset list: at most one dataset name")
+		return exitUsage
+	}
+	c, code := datasetClient(&conn, "list", stderr)
+	if c == nil {
+		return code
+	}
+	path := "/v1/warden/datasets"
+	if len(pos) == 1 {
+		path += "/" + pos[0]
+	}
+	raw, err := c.do(http.MethodGet, path, nil, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "warden dataset list: %v\n", err)
+		return exitFail
+	}
+	if conn.asJSON {
+		return grantPrintJSON("list", raw, stdout, stderr)
+	}
+	type datasetView struct {
+		Name     string               `json:"name"`
+		Versions []datasetVersionView `json:"versions"`
+	}
+	var v struct {
+		Datasets []datasetView `json:"datasets"`
+		Dataset  *datasetView  `json:"dataset"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		fmt.Fprintf(stderr, "warden dataset list: %v\n", err)
+		return exitFail
+	}
+	if v.Dataset != nil {
+		v.Datasets = []datasetView{*v.Dataset}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATASET\tVERSION\tPARENT\tSIGNER\tLICENSE\tROOT DIGEST")
+	for _, d := range v.Datasets {
+		for _, dv := range d.Versions {
+			dg := dv.RootDigest
+			if len(dg) > 16 {
+				dg = dg[:16] + "…"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", grantSafe(d.Name), grantSafe(dv.Version),
+				grantSafe(orNoParent(dv.Parent)), grantSafe(dv.Signer), grantSafe(dv.License), dg)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return exitFail
+	}
+	return exitOK
+}
+
+// datasetVersionView is a dataset version as the API returns it, for printing.
+type datasetVersionView struct {
+	Name       string `json:"name"`
+	Version    string `json:"version"`
+	Parent     string `json:"parent"`
+	License    string `json:"license"`
+	RootDigest string `json:"root_digest"`
+	Signer     string `json:"signer"`
+}
+
+func orNoParent(p string) string {
+	if p == "" {
+		return "(origin)"
+	}
+	return p
+}
+
+func datasetClient(conn *grantConn, cmd string, stderr io.Writer) (*grantClient, int) {
+	var buf bytes.Buffer
+	c, code := conn.client(cmd, &buf)
+	if c == nil {
+		fmt.Fprint(stderr, strings.Replace(buf.String(), "warden grant ", "warden dataset ", 1))
+	}
+	return c, code
 }

@@ -64,6 +64,8 @@ var nativeEndpoints = map[string]map[string]string{
 	"/v1/warden/models/{id}/verify":   {http.MethodPost: "model.verify"},
 	"/v1/warden/models/{id}/promote":  {http.MethodPost: "model.promote"},
 	"/v1/warden/models/{id}/rollback": {http.MethodPost: "model.rollback"},
+	"/v1/warden/datasets":             {http.MethodGet: "dataset.list", http.MethodPost: "dataset.register"},
+	"/v1/warden/datasets/{id}":        {http.MethodGet: "dataset.get"},
 }
 
 // nativeParamPatterns are the nativeEndpoints patterns with an "{id}"

@@ -768,6 +768,32 @@ func (s *Store) Model(name string) (Model, error) {
 	return Model{}, fmt.Errorf("%w: no model %s", ErrNotFound, name)
 }
 
+// Datasets returns a copy of every registered dataset, sorted by name.
+func (s *Store) Datasets() []Dataset {
+	d := s.doc.Load()
+	out := make([]Dataset, 0, len(d.Datasets))
+	for _, ds := range d.Datasets {
+		c := Dataset{Name: ds.Name}
+		for _, v := range ds.Versions {
+			vc := *v
+			c.Versions = append(c.Versions, &vc)
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Dataset returns a copy of one registered dataset.
+func (s *Store) Dataset(name string) (Dataset, error) {
+	for _, ds := range s.Datasets() {
+		if ds.Name == name {
+			return ds, nil
+		}
+	}
+	return Dataset{}, fmt.Errorf("%w: no dataset %s", ErrNotFound, name)
+}
+
 // RegisterDataset verifies a dataset version (signature, every file, and
 // the chain of custody through the versions already registered) and
 // records it.

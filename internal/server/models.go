@@ -30,6 +30,11 @@ const (
 	actionModelRollback = "model.rollback"
 	actionModelVerify   = "model.verify"
 	modelsPath          = "/v1/warden/models"
+
+	actionDatasetList     = "dataset.list"
+	actionDatasetRegister = "dataset.register"
+	actionDatasetGet      = "dataset.get"
+	datasetsPath          = "/v1/warden/datasets"
 )
 
 // buildModels opens the model registry when models.trusted_keys is set,
@@ -63,7 +68,8 @@ func (s *Server) buildModels(ctx context.Context, cfg *config.Config, proxy *gat
 	s.models = store
 	s.extraChecks["models"] = store.Healthy
 	api := &modelAPI{store: store}
-	for _, a := range []string{actionModelList, actionModelRegister, actionModelGet, actionModelPromote, actionModelRollback, actionModelVerify} {
+	for _, a := range []string{actionModelList, actionModelRegister, actionModelGet, actionModelPromote, actionModelRollback, actionModelVerify,
+		actionDatasetList, actionDatasetRegister, actionDatasetGet} {
 		proxy.HandleNative(a, api)
 	}
 	go store.Watch(ctx, time.Second)
@@ -151,6 +157,15 @@ type modelStepBody struct {
 	Reason  string `json:"reason"`
 }
 
+// datasetRegisterBody is POST /v1/warden/datasets: the dataset version's
+// directory (under models.roots) and its signed manifest. Name, version,
+// source, licence and parent come from the signed provenance, never from
+// the request.
+type datasetRegisterBody struct {
+	Dir    string          `json:"dir"`
+	Bundle json.RawMessage `json:"bundle"`
+}
+
 // ServeExchange implements gateway.NativeHandler.
 func (api *modelAPI) ServeExchange(ex *gateway.Exchange) error {
 	p := ex.Principal
@@ -227,6 +242,35 @@ func (api *modelAPI) ServeExchange(ex *gateway.Exchange) error {
 			return modelError(err)
 		}
 		return writeExchangeJSON(ex, http.StatusOK, map[string]any{"version": mv})
+	case actionDatasetList:
+		return writeExchangeJSON(ex, http.StatusOK, map[string]any{"datasets": api.store.Datasets()})
+	case actionDatasetGet:
+		rest, _ := strings.CutPrefix(ex.Request.URL.Path, datasetsPath+"/")
+		if registry.ValidName(rest) != nil {
+			return gateway.Errorf(http.StatusNotFound, gateway.TypeNotFound, "unknown_dataset", nil, "no such dataset")
+		}
+		ds, err := api.store.Dataset(rest)
+		if err != nil {
+			return modelError(err)
+		}
+		return writeExchangeJSON(ex, http.StatusOK, map[string]any{"dataset": ds})
+	case actionDatasetRegister:
+		if err := requireJSON(ex); err != nil {
+			return err
+		}
+		var b datasetRegisterBody
+		if err := decodeModelBody(ex.Body, &b); err != nil {
+			return err
+		}
+		if b.Dir == "" || len(b.Bundle) == 0 {
+			return badModel(nil, "dir and bundle are required")
+		}
+		dv, err := api.store.RegisterDataset(ctx, b.Dir, b.Bundle, actor)
+		if err != nil {
+			return modelError(err)
+		}
+		ex.Writer.Header().Set("Location", datasetsPath+"/"+dv.Name)
+		return writeExchangeJSON(ex, http.StatusCreated, map[string]any{"version": dv})
 	default:
 		return fmt.Errorf("model endpoint: unknown action %q", ex.Action) // wiring fault: 500
 	}
@@ -263,6 +307,11 @@ func modelNameFromPath(path string) (string, error) {
 // hold key material.
 func modelError(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "registry: ")
+	if _, ok := errors.AsType[*registry.ChainError](err); ok {
+		// A dataset version whose chain of custody does not verify against
+		// what the registry holds: the caller's problem, named precisely.
+		return gateway.Errorf(http.StatusUnprocessableEntity, gateway.TypeInvalidRequest, "dataset_chain_broken", err, "%s", msg)
+	}
 	switch {
 	case errors.Is(err, registry.ErrInvalid):
 		return gateway.Errorf(http.StatusBadRequest, gateway.TypeInvalidRequest, "invalid_model_request", err, "%s", msg)

@@ -13,27 +13,28 @@ model_approver_role := "model-approver"
 # The role that may register and re-verify versions (approvers may too).
 model_publisher_role := "model-publisher"
 
-# Any proven principal may read the registry.
+# Any proven principal may read the registry (models and datasets).
 allow if {
-	input.action in {"model.list", "model.get"}
+	input.action in {"model.list", "model.get", "dataset.list", "dataset.get"}
 	input.resource.segment == "control"
 }
 
 reasons contains "any proven principal may read the model registry" if {
-	input.action in {"model.list", "model.get"}
+	input.action in {"model.list", "model.get", "dataset.list", "dataset.get"}
 	input.resource.segment == "control"
 }
 
-# Publishers and approvers register versions and ask for re-verification.
+# Publishers and approvers register model and dataset versions and ask for
+# re-verification.
 allow if {
-	input.action in {"model.register", "model.verify"}
+	input.action in {"model.register", "model.verify", "dataset.register"}
 	input.resource.segment == "control"
 	some role in input.principal.roles
 	role in {model_publisher_role, model_approver_role}
 }
 
 reasons contains msg if {
-	input.action in {"model.register", "model.verify"}
+	input.action in {"model.register", "model.verify", "dataset.register"}
 	input.resource.segment == "control"
 	some role in input.principal.roles
 	role in {model_publisher_role, model_approver_role}

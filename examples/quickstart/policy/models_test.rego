@@ -29,3 +29,10 @@ test_register_needs_publisher_or_approver if {
 	authz.allow with input as model_req("model.register", ["model-publisher"])
 	authz.allow with input as model_req("model.verify", ["model-approver"])
 }
+
+test_datasets_like_models if {
+	authz.allow with input as model_req("dataset.list", [])
+	authz.allow with input as model_req("dataset.get", [])
+	not authz.allow with input as model_req("dataset.register", [])
+	authz.allow with input as model_req("dataset.register", ["model-publisher"])
+}

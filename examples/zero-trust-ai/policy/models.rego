@@ -15,7 +15,7 @@ model_admin_actions := {"model.promote", "model.rollback"}
 # Registered users may read the registry.
 grounds contains msg if {
 	input.resource.segment == "control"
-	input.action in {"model.list", "model.get"}
+	input.action in {"model.list", "model.get", "dataset.list", "dataset.get"}
 	input.principal.kind == "user"
 	lib.known
 	msg := sprintf("users may read the model registry (%s)", [input.action])
@@ -25,7 +25,7 @@ grounds contains msg if {
 # re-verify versions; approvers may too.
 grounds contains msg if {
 	input.resource.segment == "control"
-	input.action in {"model.register", "model.verify"}
+	input.action in {"model.register", "model.verify", "dataset.register"}
 	input.principal.kind in {"user", "service"}
 	some role in input.principal.roles
 	role in {model_publisher_role, model_approver_role}

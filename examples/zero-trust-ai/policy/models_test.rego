@@ -33,3 +33,13 @@ test_publisher_registers if {
 test_users_list if {
 	authz.allow with input as f.as_user(f.alice, "model.list", model_ep("/v1/warden/models"))
 }
+
+test_publisher_registers_datasets if {
+	inp := with_roles(f.as_user(f.alice, "dataset.register", model_ep("/v1/warden/datasets")), ["model-publisher"])
+	authz.allow with input as inp
+	not authz.allow with input as f.as_user(f.alice, "dataset.register", model_ep("/v1/warden/datasets"))
+}
+
+test_users_list_datasets if {
+	authz.allow with input as f.as_user(f.alice, "dataset.list", model_ep("/v1/warden/datasets"))
+}
