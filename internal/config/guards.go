@@ -275,8 +275,12 @@ func writeExclusive(path string, b []byte) error {
 }
 
 // HashKey reads the tenant hash key from HashKeyFile, creating the file
-// (32 random bytes, mode 0600, created exclusively) when it does not
-// exist. A file that is shorter than MinGuardsHashKeyBytes, or readable by
+// (32 random bytes written as 64 hex digits and a newline, mode 0600,
+// created exclusively) when it does not exist. The key is the file's text
+// with surrounding white space removed, on the first start and every
+// later one alike: random bytes written raw could begin or end with a byte
+// that trimming removes, giving a different (or too short) key after a
+// restart. A file that is shorter than MinGuardsHashKeyBytes, or readable by
 // group or others, is an error: warden does not start with a weak or
 // exposed key.
 func (g *Guards) HashKey() ([]byte, error) {
@@ -286,10 +290,12 @@ func (g *Guards) HashKey() ([]byte, error) {
 	}
 	key, err := readHashKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		key = make([]byte, MinGuardsHashKeyBytes)
-		if _, err := rand.Read(key); err != nil {
+		raw := make([]byte, MinGuardsHashKeyBytes)
+		if _, err := rand.Read(raw); err != nil {
 			return nil, fmt.Errorf("config: guards.hash_key_file: %w", err)
 		}
+		key = []byte(hex.EncodeToString(raw))
+		text := append(bytes.Clone(key), '\n')
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) { // another process created it first
 			return readHashKey(path)
@@ -297,7 +303,7 @@ func (g *Guards) HashKey() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config: guards.hash_key_file: %w", err)
 		}
-		if _, err := f.Write(key); err != nil {
+		if _, err := f.Write(text); err != nil {
 			_ = f.Close()
 			_ = os.Remove(path)
 			return nil, fmt.Errorf("config: guards.hash_key_file: %w", err)

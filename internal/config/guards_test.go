@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,12 +135,27 @@ func TestGuardsHashKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(k1) != MinGuardsHashKeyBytes || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("generated %d bytes, mode %04o", len(k1), fi.Mode().Perm())
+	if len(k1) != 2*MinGuardsHashKeyBytes || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("generated %d bytes (want %d hex digits of %d random bytes), mode %04o", len(k1),
+			2*MinGuardsHashKeyBytes, MinGuardsHashKeyBytes, fi.Mode().Perm())
 	}
 	k2, err := g.HashKey()
 	if err != nil || !bytes.Equal(k1, k2) {
 		t.Fatalf("second start: %v, same key %v", err, bytes.Equal(k1, k2))
+	}
+	// Every generated key is the key read back after a restart. (Raw random
+	// bytes lost a leading or trailing white-space byte to trimming about
+	// once in twenty keys.)
+	for i := range 200 {
+		gi := Guards{HashKeyFile: filepath.Join(dir, fmt.Sprintf("k%d.key", i))}
+		a, err := gi.HashKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := gi.HashKey()
+		if err != nil || !bytes.Equal(a, b) {
+			t.Fatalf("key %d: read back %v, same key %v", i, err, bytes.Equal(a, b))
+		}
 	}
 
 	if err := os.Chmod(g.HashKeyFile, 0o644); err != nil {
