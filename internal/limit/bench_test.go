@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,3 +110,46 @@ func BenchmarkStageTokens(b *testing.B) { benchStage(b, benchBoth, benchBody, fa
 
 // BenchmarkStageTokensParallel: the same, from every CPU.
 func BenchmarkStageTokensParallel(b *testing.B) { benchStage(b, benchBoth, benchBody, true) }
+
+// countTexts are long prompts of different kinds, for ns/byte.
+var countTexts = map[string]string{
+	"english": strings.Repeat("The committee's report, published on Tuesday, doesn't address the 37 recommendations "+
+		"made last year; instead it focuses on costs (about $4.2 million) and on what they'll do next. ", 300),
+	"code": strings.Repeat("func (s *Server) handle(w http.ResponseWriter, r *http.Request) {\n\tif err := s.check(r); err != nil {\n"+
+		"\t\thttp.Error(w, err.Error(), http.StatusForbidden)\n\t\treturn\n\t}\n\tfmt.Fprintf(w, \"%d items\\n\", len(s.items))\n}\n", 200),
+	"cjk":   strings.Repeat("東京都は日本の首都であり、世界有数の大都市です。人口は約千四百万人。", 300),
+	"mixed": strings.Repeat("Résumé: naïve café 😀👍🏽 — مرحبا بالعالم, Привет! 12345.678 ", 300),
+}
+
+// BenchmarkCount: the fast tokenizer on long prompts (ns/byte = ns/op
+// divided by the bytes, reported as MB/s).
+func BenchmarkCount(b *testing.B) {
+	for _, name := range []string{"english", "code", "cjk", "mixed"} {
+		text := countTexts[name]
+		for _, slow := range []bool{false, true} {
+			impl := "fast"
+			if slow {
+				impl = "tiktoken-go"
+			}
+			b.Run(name+"/"+impl, func(b *testing.B) {
+				b.SetBytes(int64(len(text)))
+				b.ReportAllocs()
+				for b.Loop() {
+					testTok.count("gpt-4o", text, slow)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(text)), "ns/byte")
+			})
+		}
+	}
+}
+
+// BenchmarkEstimateRequest: the benchmark's request, counted.
+func BenchmarkEstimateRequest(b *testing.B) {
+	body := []byte(benchBody)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := testTok.EstimateRequest(body, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -314,7 +314,7 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 	var windows [stageChecks]Window // of each token check
 	n := 0
 	if c.Requests != nil {
-		checks[n] = Check{Key: key(tg, c.Name, "q", dims[:nd], ""), Kind: KindRate, Cost: 1,
+		checks[n] = Check{Key: key(tg, c.Name, "q", dims[:nd], false, 0), Kind: KindRate, Cost: 1,
 			Interval: c.interval, Burst: c.burst}
 		n++
 	}
@@ -335,7 +335,7 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 				reserve, tl.Window)
 		}
 		start, end := tl.Window.Bounds(now)
-		checks[n] = Check{Key: key(tg, c.Name, "t"+tl.Window.String()[:2], dims[:nd], strconv.FormatInt(start.Unix(), 36)),
+		checks[n] = Check{Key: key(tg, c.Name, windowWhat(tl.Window), dims[:nd], true, start.Unix()),
 			Kind: KindWindow, Cost: reserve, Limit: tl.Limit, End: end}
 		windows[n] = tl.Window
 		n++
@@ -374,7 +374,11 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 			}
 		}
 		// The response is out: reconcile even if the client has gone.
-		if aerr := s.backend.Add(context.WithoutCancel(ctx), tg, s.now(), adds); aerr != nil {
+		actx := ctx
+		if ctx.Done() != nil { // a context that cannot be canceled needs no wrapper
+			actx = context.WithoutCancel(ctx)
+		}
+		if aerr := s.backend.Add(actx, tg, s.now(), adds); aerr != nil {
 			s.m.backendError("reconcile")
 			s.logger.Warn("limit: token usage not reconciled", "request_id", ex.ID, "class", c.Name,
 				"delta", delta, "err", aerr)
@@ -383,15 +387,42 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 	return err
 }
 
-// key builds a check key: tag, class, what, the dimensions, a window id.
-func key(tg, class, what string, dims []string, win string) string {
-	parts := make([]string, 0, 5)
-	parts = append(parts, class, what)
-	parts = append(parts, dims...)
-	if win != "" {
-		parts = append(parts, win)
+// key builds a check key: tag, class, what, the dimensions, a window id
+// (the window's start in base 36). It is Key(tg, class, what, dims...,
+// win) built in one allocation.
+func key(tg, class, what string, dims []string, hasWin bool, win int64) string {
+	var buf [160]byte
+	b := append(buf[:0], '{')
+	b = append(b, tg...)
+	b = append(b, '}', ':')
+	b = append(b, class...)
+	b = append(b, ':')
+	b = append(b, what...)
+	for _, d := range dims {
+		b = append(b, ':')
+		b = append(b, d...)
 	}
-	return Key(tg, parts...)
+	if hasWin {
+		b = append(b, ':')
+		b = strconv.AppendInt(b, win, 36)
+	}
+	return string(b)
+}
+
+// windowWhat names the counter of a token window in keys: "t" and the
+// first two letters of the window.
+func windowWhat(w Window) string {
+	switch w {
+	case Minute:
+		return "tmi"
+	case Hour:
+		return "tho"
+	case Day:
+		return "tda"
+	case Month:
+		return "tmo"
+	}
+	return "t" + w.String()[:2]
 }
 
 // estimate counts the request's tokens; a body it cannot read is

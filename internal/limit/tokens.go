@@ -3,13 +3,13 @@ package limit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 
 	tiktoken "github.com/pkoukk/tiktoken-go"
-	loader "github.com/pkoukk/tiktoken-go-loader"
 )
 
 // Encodings the tokenizer knows.
@@ -25,7 +25,7 @@ const (
 // before init cannot reach the default loader.
 var offline sync.Once
 
-func useOfflineRanks() { offline.Do(func() { tiktoken.SetBpeLoader(loader.NewOfflineLoader()) }) }
+func useOfflineRanks() { offline.Do(func() { tiktoken.SetBpeLoader(ranksLoader) }) }
 
 func init() { useOfflineRanks() }
 
@@ -38,7 +38,14 @@ const maxExactBytes = 1 << 20
 // Tokenizer counts tokens as OpenAI's tiktoken does, offline. The zero
 // value is not usable; use NewTokenizer.
 type Tokenizer struct {
-	encs map[string]*tiktoken.Tiktoken // read-only after NewTokenizer
+	encs map[string]*encoding // read-only after NewTokenizer
+}
+
+// encoding is one encoding: tiktoken-go's, and the fast encoder that
+// counts exactly as it does (pretok.go, bpe.go) when there is one.
+type encoding struct {
+	tk   *tiktoken.Tiktoken
+	fast *fastEncoder
 }
 
 // NewTokenizer loads the given encodings (all known ones when none is
@@ -48,13 +55,17 @@ func NewTokenizer(encodings ...string) (*Tokenizer, error) {
 		encodings = []string{EncodingO200k, EncodingCL100k}
 	}
 	useOfflineRanks()
-	t := &Tokenizer{encs: map[string]*tiktoken.Tiktoken{}}
+	t := &Tokenizer{encs: map[string]*encoding{}}
 	for _, name := range encodings {
 		enc, err := tiktoken.GetEncoding(name)
 		if err != nil {
 			return nil, fmt.Errorf("limit: tokenizer %s: %w", name, err)
 		}
-		t.encs[name] = enc
+		fast, err := newFastEncoder(name)
+		if err != nil {
+			return nil, fmt.Errorf("limit: tokenizer %s: %w", name, err)
+		}
+		t.encs[name] = &encoding{tk: enc, fast: fast}
 	}
 	return t, nil
 }
@@ -84,7 +95,17 @@ func EncodingFor(model string) string {
 // Count returns the number of tokens of text in the model's encoding
 // (special tokens are counted as ordinary text, as upstreams bill them).
 // It never panics: a tokenizer fault falls back to the byte estimate.
-func (t *Tokenizer) Count(model, text string) (n int64) {
+func (t *Tokenizer) Count(model, text string) int64 { return t.count(model, text, false) }
+
+// countBytes is Count of b, which is not kept.
+func (t *Tokenizer) countBytes(model string, b []byte) int64 {
+	return t.count(model, bytesString(b), false)
+}
+
+// countSlow is Count with tiktoken-go itself (the reference of the tests).
+func (t *Tokenizer) countSlow(model, text string) int64 { return t.count(model, text, true) }
+
+func (t *Tokenizer) count(model, text string, slow bool) (n int64) {
 	if text == "" {
 		return 0
 	}
@@ -105,10 +126,13 @@ func (t *Tokenizer) Count(model, text string) (n int64) {
 			n = int64(len(text)+2)/3 + rest
 		}
 	}()
-	if enc == nil {
+	switch {
+	case enc == nil:
 		return int64(len(text)+2)/3 + rest
+	case enc.fast != nil && !slow:
+		return enc.fast.count(text) + rest
 	}
-	return int64(len(enc.EncodeOrdinary(text))) + rest
+	return int64(len(enc.tk.EncodeOrdinary(text))) + rest
 }
 
 // Estimate is what a request will cost in tokens at most, as far as the
@@ -134,75 +158,317 @@ const (
 // refused upstream; the estimate stays finite.
 const maxN = 128
 
-// requestBody is the part of an OpenAI request the estimate reads.
-type requestBody struct {
-	Model               string            `json:"model"`
-	Messages            []json.RawMessage `json:"messages"`
-	Prompt              json.RawMessage   `json:"prompt"`
-	Input               json.RawMessage   `json:"input"`
-	Instructions        json.RawMessage   `json:"instructions"`
-	Tools               json.RawMessage   `json:"tools"`
-	Functions           json.RawMessage   `json:"functions"`
-	MaxTokens           json.Number       `json:"max_tokens"`
-	MaxCompletionTokens json.Number       `json:"max_completion_tokens"`
-	MaxOutputTokens     json.Number       `json:"max_output_tokens"`
-	N                   json.Number       `json:"n"`
+// estState is the reusable state of one estimate: the text collected
+// and scratch space for keys and scalar strings.
+type estState struct {
+	text, key, val, model []byte
 }
+
+var estPool = sync.Pool{New: func() any { return &estState{text: make([]byte, 0, 2048)} }}
 
 // EstimateRequest counts the prompt tokens of an OpenAI-compatible JSON
 // request body (chat completions, completions, responses, embeddings) and
 // reads its generation limit. model is used when the body names none. A
-// body that is not a JSON object is an error (the caller decides; the
-// estimate is then the byte estimate).
+// body that is not a JSON object (or null) is an error (the caller
+// decides; the estimate is then the byte estimate).
+//
+// It reads the body once (jscan.go): the strings that count are unescaped
+// into one pooled buffer, each followed by a newline, in the order of the
+// body, and that text is counted at once. Counted: every message (3
+// tokens each, 1 more with a name, 3 for the reply, and every string in
+// it), and every string of prompt, input, instructions, tools and
+// functions except the values of the keys that carry no text (skipKey);
+// a prompt or input given as token ids counts one token per id. Keys
+// match case-insensitively, as encoding/json (and so an upstream written
+// in Go) matches them; a field of an unexpected type is ignored rather
+// than failing the estimate; a text field given twice is counted twice
+// (never less than the upstream reads), a scalar given twice counts as
+// the last one.
 func (t *Tokenizer) EstimateRequest(body []byte, model string) (Estimate, error) {
-	var req requestBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		return Estimate{}, fmt.Errorf("limit: request body: %w", err)
-	}
-	if req.Model != "" {
-		model = req.Model
+	st := estPool.Get().(*estState)
+	defer func() {
+		if cap(st.text) <= maxPooledBuf {
+			st.text, st.key, st.val, st.model = st.text[:0], st.key[:0], st.val[:0], st.model[:0]
+			estPool.Put(st)
+		}
+	}()
+	s := jscan{b: body}
+	switch s.peek() {
+	case 'n':
+		s.literal("null")
+		if s.err {
+			return Estimate{}, errRequestBody
+		}
+		return Estimate{}, nil
+	case '{':
+		s.i++
+	default:
+		return Estimate{}, errRequestBody
 	}
 	var e Estimate
-	var text strings.Builder
-	add := func(s string) {
-		text.WriteString(s)
-		text.WriteByte('\n')
-	}
-	if len(req.Messages) > 0 {
-		e.Prompt += tokensReply
-		for _, raw := range req.Messages {
-			var m map[string]json.RawMessage
-			if json.Unmarshal(raw, &m) != nil {
-				collectStrings(raw, add)
+	var maxTok [3]int64
+	var n int64
+	hasModel := false
+	for first := true; s.more(first, '}'); first = false {
+		k := s.key(&st.key)
+		if s.err {
+			break
+		}
+		switch field := requestField(k); field {
+		case fieldModel:
+			if v, ok := s.str(&st.val); ok && len(v) > 0 {
+				st.model = append(st.model[:0], v...)
+				hasModel = true
+			}
+		case fieldMessages:
+			e.Prompt += s.messages(st)
+		case fieldText:
+			if ids, ok := s.tokenIDs(); ok {
+				e.Prompt += ids // a prompt given as token ids
 				continue
 			}
-			e.Prompt += tokensPerMessage
-			for k, v := range m {
-				if k == "name" {
-					e.Prompt += tokensPerName
-				}
-				collectStrings(v, add)
-			}
+			st.text = s.collect(st.text, 0, &st.key)
+		case fieldMaxTokens, fieldMaxCompletionTokens, fieldMaxOutputTokens:
+			maxTok[field-fieldMaxTokens] = s.numberField(&st.val)
+		case fieldN:
+			n = s.numberField(&st.val)
+		default:
+			s.skip()
 		}
 	}
-	for _, raw := range []json.RawMessage{req.Prompt, req.Input, req.Instructions, req.Tools, req.Functions} {
-		if n, ok := tokenIDs(raw); ok {
-			e.Prompt += n // a prompt given as token ids
+	if s.err {
+		return Estimate{}, errRequestBody
+	}
+	if hasModel {
+		model = bytesString(st.model) // used before st returns to the pool
+	}
+	e.Prompt += t.countBytes(model, st.text)
+
+	limit := max(maxTok[0], maxTok[1], maxTok[2])
+	e.Completion = satMul(limit, min(max(1, n), maxN))
+	return e, nil
+}
+
+var errRequestBody = errors.New("limit: request body: not a JSON object")
+
+// Fields of a request the estimate reads.
+const (
+	fieldOther = iota
+	fieldModel
+	fieldMessages
+	fieldText // prompt, input, instructions, tools, functions
+	fieldMaxTokens
+	fieldMaxCompletionTokens
+	fieldMaxOutputTokens
+	fieldN
+)
+
+func requestField(k []byte) int {
+	key := bytesString(k)
+	switch {
+	case strings.EqualFold(key, "model"):
+		return fieldModel
+	case strings.EqualFold(key, "messages"):
+		return fieldMessages
+	case strings.EqualFold(key, "prompt"), strings.EqualFold(key, "input"), strings.EqualFold(key, "instructions"),
+		strings.EqualFold(key, "tools"), strings.EqualFold(key, "functions"):
+		return fieldText
+	case strings.EqualFold(key, "max_tokens"):
+		return fieldMaxTokens
+	case strings.EqualFold(key, "max_completion_tokens"):
+		return fieldMaxCompletionTokens
+	case strings.EqualFold(key, "max_output_tokens"):
+		return fieldMaxOutputTokens
+	case strings.EqualFold(key, "n"):
+		return fieldN
+	}
+	return fieldOther
+}
+
+// messages reads the messages array: the overhead of each message in
+// tokens, its strings appended to st.text.
+func (s *jscan) messages(st *estState) int64 {
+	if s.peek() != '[' {
+		if s.peek() != 'n' {
+			st.text = s.collect(st.text, 0, &st.key) // not a list: its text still counts
+		} else {
+			s.skip()
+		}
+		return 0
+	}
+	s.i++
+	if !s.enter() {
+		return 0
+	}
+	var tokens int64
+	for first := true; s.more(first, ']'); first = false {
+		if first {
+			tokens += tokensReply
+		}
+		if s.peek() != '{' {
+			st.text = s.collect(st.text, 0, &st.key)
 			continue
 		}
-		collectStrings(raw, add)
+		s.i++
+		if !s.enter() {
+			return 0
+		}
+		tokens += tokensPerMessage
+		named := false
+		for f := true; s.more(f, '}'); f = false {
+			k := s.key(&st.key)
+			if string(k) == "name" && !named {
+				named = true
+				tokens += tokensPerName
+			}
+			// Every value of a message counts, whatever its key (role,
+			// content, name, tool calls and their arguments...).
+			st.text = s.collect(st.text, 0, &st.key)
+		}
+		s.leave()
 	}
-	e.Prompt += t.Count(model, text.String())
+	s.leave()
+	return tokens
+}
 
-	limit := int64(0)
-	for _, v := range []json.Number{req.MaxTokens, req.MaxCompletionTokens, req.MaxOutputTokens} {
-		limit = max(limit, wholeNumber(v))
+// maxCollectDepth: strings nested deeper are not counted.
+const maxCollectDepth = 64
+
+// collect appends every string in the value at s.i (each followed by a
+// newline) to dst, except the values of keys skipKey names.
+func (s *jscan) collect(dst []byte, depth int, kbuf *[]byte) []byte {
+	if depth > maxCollectDepth {
+		s.skip()
+		return dst
 	}
-	n := min(max(1, wholeNumber(req.N)), maxN)
-	e.Completion = satMul(limit, n)
-	return e, nil
+	switch s.peek() {
+	case '"':
+		n := len(dst)
+		dst = s.appendString(dst)
+		if s.err {
+			return dst[:n]
+		}
+		return append(dst, '\n')
+	case '[':
+		s.i++
+		if !s.enter() {
+			return dst
+		}
+		for first := true; s.more(first, ']'); first = false {
+			dst = s.collect(dst, depth+1, kbuf)
+		}
+		s.leave()
+	case '{':
+		s.i++
+		if !s.enter() {
+			return dst
+		}
+		for first := true; s.more(first, '}'); first = false {
+			if skipKey(s.key(kbuf)) {
+				s.skip()
+				continue
+			}
+			dst = s.collect(dst, depth+1, kbuf)
+		}
+		s.leave()
+	default:
+		s.skip()
+	}
+	return dst
+}
+
+// skipKey: keys whose values hold no text a model reads as tokens (or
+// not as text): image and audio payloads are billed by size, not by their
+// base64.
+func skipKey(k []byte) bool {
+	switch string(k) {
+	case "type", "id", "tool_call_id", "image_url", "input_audio", "file_data", "detail":
+		return true
+	}
+	return false
+}
+
+// numberField reads a generation limit or n: a JSON number, or a string
+// holding one (as encoding/json reads a json.Number); anything else is 0.
+func (s *jscan) numberField(buf *[]byte) int64 {
+	switch c := s.peek(); {
+	case c == '"':
+		v, ok := s.str(buf)
+		if !ok || !validNumber(v) {
+			return 0
+		}
+		return wholeNumber(json.Number(bytesString(v)))
+	case c == '-' || ('0' <= c && c <= '9'):
+		v := s.number()
+		if s.err {
+			return 0
+		}
+		return wholeNumber(json.Number(bytesString(v)))
+	}
+	s.skip()
+	return 0
+}
+
+// tokenIDs reads a prompt given as token ids: a non-empty array of
+// integers, or a non-empty array of such arrays (null counting as an
+// empty one, as encoding/json decodes it), and returns their number. When
+// the value is anything else, s is left where it was.
+func (s *jscan) tokenIDs() (int64, bool) {
+	mark, depth := s.i, s.depth
+	if s.peek() != '[' {
+		return 0, false
+	}
+	if n, ok := s.intArray(); ok && n > 0 {
+		return n, true
+	}
+	s.i, s.err, s.depth = mark, false, depth
+	s.peek()
+	s.i++
+	total, elems := int64(0), 0
+	for first := true; s.more(first, ']'); first = false {
+		elems++
+		switch s.peek() {
+		case 'n':
+			s.literal("null")
+		case '[':
+			n, ok := s.intArray()
+			if !ok {
+				s.i, s.err, s.depth = mark, false, depth
+				return 0, false
+			}
+			total += n
+		default:
+			s.i, s.err, s.depth = mark, false, depth
+			return 0, false
+		}
+	}
+	if s.err || elems == 0 {
+		s.i, s.err, s.depth = mark, false, depth
+		return 0, false
+	}
+	return total, true
+}
+
+// intArray reads an array of integers (or nulls) and returns its length;
+// false (s then somewhere inside) when it is anything else.
+func (s *jscan) intArray() (int64, bool) {
+	s.i++ // [
+	n := int64(0)
+	for first := true; s.more(first, ']'); first = false {
+		switch c := s.peek(); {
+		case c == 'n':
+			s.literal("null")
+		case c == '-' || ('0' <= c && c <= '9'):
+			v := s.number()
+			if _, ok := integer(v); !ok || s.err {
+				return 0, false
+			}
+		default:
+			return 0, false
+		}
+		n++
+	}
+	return n, !s.err
 }
 
 // maxTokenField bounds a generation limit read from a request (2^53, as
@@ -263,26 +529,4 @@ func walkStrings(v any, add func(string), depth int) {
 			}
 		}
 	}
-}
-
-// tokenIDs reports the number of tokens of a prompt given as token ids:
-// an array of integers, or an array of such arrays.
-func tokenIDs(raw json.RawMessage) (int64, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) < 2 || raw[0] != '[' {
-		return 0, false
-	}
-	var flat []int64
-	if json.Unmarshal(raw, &flat) == nil {
-		return int64(len(flat)), len(flat) > 0
-	}
-	var nested [][]int64
-	if json.Unmarshal(raw, &nested) == nil && len(nested) > 0 {
-		n := int64(0)
-		for _, a := range nested {
-			n += int64(len(a))
-		}
-		return n, true
-	}
-	return 0, false
 }

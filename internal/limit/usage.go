@@ -93,6 +93,7 @@ type UsageWriter struct {
 
 	mode    int // modeUndecided, modeJSON, modeSSE, modeIgnore
 	buf     []byte
+	pooled  *[]byte // where buf came from (bufPool), until released
 	over    bool
 	written int64
 	parser  sse.Parser
@@ -132,7 +133,10 @@ func (u *UsageWriter) decide(status int) {
 	if status < 200 || status > 299 {
 		return
 	}
-	mt, _, _ := mime.ParseMediaType(u.w.Header().Get("Content-Type"))
+	mt := u.w.Header().Get("Content-Type")
+	if mt != "application/json" && mt != "text/event-stream" { // the usual ones need no parsing
+		mt, _, _ = mime.ParseMediaType(mt)
+	}
 	switch {
 	case mt == "text/event-stream":
 		u.mode = modeSSE
@@ -152,8 +156,13 @@ func (u *UsageWriter) Write(p []byte) (int, error) {
 	case modeJSON:
 		if !u.over {
 			if len(u.buf)+len(p) > maxCaptureBytes {
-				u.over, u.buf = true, nil
+				u.over = true
+				u.release()
 			} else {
+				if u.pooled == nil && u.buf == nil {
+					u.pooled = getBuf()
+					u.buf = (*u.pooled)[:0]
+				}
 				u.buf = append(u.buf, p...)
 			}
 		}
@@ -224,6 +233,7 @@ func (u *UsageWriter) Usage(prompt int64) Usage {
 	if u.mode == modeJSON && !u.parsed {
 		u.parsed = true
 		u.bodyCompletion = u.countBody()
+		u.release()
 	}
 	if u.usage.Reported {
 		return u.usage
@@ -235,11 +245,25 @@ func (u *UsageWriter) Usage(prompt int64) Usage {
 	return out
 }
 
+// release returns the capture buffer to the pool; the body is not read
+// again (a later Write starts a new one, which nothing reads).
+func (u *UsageWriter) release() {
+	if u.pooled != nil {
+		*u.pooled = u.buf[:0]
+		putBuf(u.pooled)
+	}
+	u.pooled, u.buf = nil, nil
+}
+
 // countBody reads a complete JSON response: its usage object if it has
 // one (then the usage is reported), else the generated text counted.
 func (u *UsageWriter) countBody() int64 {
 	if u.over {
 		return (u.written + 3) / 4
+	}
+	if p, cpl, ok := scanUsage(u.buf); ok {
+		u.usage.Prompt, u.usage.Completion, u.usage.Reported = p, cpl, true
+		return cpl
 	}
 	var c chunk
 	dec := json.NewDecoder(bytes.NewReader(u.buf))
@@ -261,6 +285,79 @@ func (u *UsageWriter) countBody() int64 {
 		return int64(text.Len()+3) / 4
 	}
 	return u.tok.Count(u.model, text.String())
+}
+
+// scanUsage reads the usage object of a JSON response in one pass
+// without allocating (jscan.go): ok when the body is a JSON object with
+// one "usage" member holding at least one of the token counts, each an
+// integer or null, as countBody's decoding would read them. Anything
+// else (no usage, odd types, a usage given twice) is left to countBody's
+// decoding.
+func scanUsage(body []byte) (prompt, completion int64, ok bool) {
+	s := jscan{b: body}
+	if s.peek() != '{' {
+		return 0, 0, false
+	}
+	s.i++
+	var v [4]int64 // prompt_tokens, input_tokens, completion_tokens, output_tokens
+	var set [4]bool
+	var kbuf []byte // for keys with escapes
+	seen := false
+	for first := true; s.more(first, '}'); first = false {
+		k := s.key(&kbuf)
+		if s.err || !strings.EqualFold(bytesString(k), "usage") {
+			s.skip()
+			continue
+		}
+		if seen || s.peek() != '{' {
+			return 0, 0, false
+		}
+		seen = true
+		s.i++
+		for f := true; s.more(f, '}'); f = false {
+			k := s.key(&kbuf)
+			i := usageField(k)
+			if i < 0 {
+				s.skip()
+				continue
+			}
+			switch c := s.peek(); {
+			case c == 'n':
+				s.literal("null")
+				set[i] = false
+			case c == '-' || ('0' <= c && c <= '9'):
+				n, isInt := integer(s.number())
+				if !isInt || s.err {
+					return 0, 0, false
+				}
+				v[i], set[i] = n, true
+			default:
+				return 0, 0, false
+			}
+		}
+	}
+	if s.err || !(set[0] || set[1] || set[2] || set[3]) {
+		return 0, 0, false
+	}
+	pick := func(a, b int) int64 {
+		switch {
+		case set[a]:
+			return max(0, v[a])
+		case set[b]:
+			return max(0, v[b])
+		}
+		return 0
+	}
+	return pick(0, 1), pick(2, 3), true
+}
+
+func usageField(k []byte) int {
+	for i, name := range [...]string{"prompt_tokens", "input_tokens", "completion_tokens", "output_tokens"} {
+		if strings.EqualFold(bytesString(k), name) {
+			return i
+		}
+	}
+	return -1
 }
 
 var (
