@@ -27,13 +27,14 @@ const (
 	fNetwork          // a source network the principal rarely uses
 	fHours            // an hour of the day the principal is rarely active
 	fPrompt           // the prompt is a near duplicate of a recent one
+	fAccess           // a network never used before, at an hour the principal is rarely active
 	numFeatures
 )
 
 // Feature names, as reported in Anomaly.Features and metrics.
 var featureNames = [numFeatures]string{
 	"request_rate", "tokens_in", "tokens_out", "response_bytes", "distinct_models", "distinct_tools",
-	"denial_ratio", "error_ratio", "new_network", "off_hours", "prompt_similarity",
+	"denial_ratio", "error_ratio", "new_network", "off_hours", "prompt_similarity", "new_network_off_hours",
 }
 
 // FeatureNames lists the features the engine scores.
@@ -41,7 +42,9 @@ func FeatureNames() []string { return slices.Clone(featureNames[:]) }
 
 // Soft features are circumstantial: each is common on its own (a burst, a
 // long prompt, an outage, travel, working late), so its score is capped
-// below the threshold and it alarms only together with another feature.
+// below half the threshold: two of them together do not alarm, they need a
+// third feature. New network and unusual hour together are judged jointly
+// (fAccess), by how unusual the hour is for that principal.
 var softFeature = [numFeatures]bool{fRate: true, fTokensIn: true, fErrors: true, fNetwork: true, fHours: true}
 
 // Warm-up features are those a new principal is judged on, against the
@@ -54,6 +57,16 @@ var warmupFeature = [numFeatures]bool{fRate: true, fTokensIn: true, fTokensOut: 
 const numCont = 4
 
 var contFloor = [numCont]float32{0.35, 0.3, 0.3, 0.3}
+
+// A continuous feature's CUSUM increment is min(z, contZCap) − contAllow.
+// The soft ones (rate, prompt size) look for spikes: only a request more
+// than 3 deviations out counts. Output sizes look for a sustained shift: a
+// smaller allowance, but a single request adds at most contZCap−contAllow,
+// so one huge response does not alarm and a run of large ones does.
+var (
+	contAllow = [numCont]float32{3, 3, 1.5, 1.5}
+	contZCap  = [numCont]float32{10, 10, 6, 6}
+)
 
 // Rate statistics (Bernoulli), their features and their lowest baseline.
 const (
@@ -70,7 +83,7 @@ var rateFeature = [numRates]int{fModels, fTools, fDenials, fErrors, fNetwork, fP
 
 const (
 	pMin = 0.01 // a baseline rate is never taken below 1%: rare is not never
-	pMax = 0.9
+	pMax = 0.98
 )
 
 // Kinds of state. A principal's kind selects its population prior;
@@ -104,14 +117,13 @@ func kindIndex(kind string) int {
 
 // Scoring constants.
 const (
-	allowance     = 3    // robust units a continuous feature may exceed its baseline by per request without evidence
-	zCap          = 10   // a single request adds at most zCap-allowance
-	softCapFrac   = 0.55 // a soft feature's score is capped at this fraction of the threshold
+	softCapFrac   = 0.45 // a soft feature's score is capped at this fraction of the threshold
+	softSumFrac   = 0.6  // and all soft features together at this fraction: they only amplify the others
 	strongCap     = 2    // any feature's score is capped at twice the threshold
 	warmupMult    = 2    // during warm-up only scores above twice the threshold alarm
 	priorWeight   = 10   // the population prior counts as this many observations
 	recentAlpha   = 0.2  // weight of the short "recent value" averages reported with an anomaly
-	famNetwork    = 16   // a network seen fewer times than this is unfamiliar
+	famNetwork    = 3    // a network used in fewer hours than this is unfamiliar
 	numNets       = 6
 	numModels     = 4
 	numTools      = 4
@@ -123,6 +135,10 @@ const (
 	frozenRisk    = 0.5           // baselines do not learn while the principal's risk is at least this
 	suspectFrac   = 0.25          // … once the score of the feature reaches this fraction of the threshold
 	hoursAfter    = 3 * 24 * 3600 // the hours of activity are judged once a principal has been seen for 3 days
+	hourPriorN    = 10            // the population's hours profile counts as this many active hours
+	hourSmooth    = 0.02          // and a uniform day as this many per hour
+	accessAllow   = 1.5           // an hour must be e^1.5 times rarer than in a uniform day to add to new_network_off_hours
+	popHoursAt    = 24            // a principal's hours join its kind's profile when it has been active in this many
 )
 
 // Observation is what the engine learns from one finished exchange. The
@@ -284,6 +300,53 @@ func staticPrior(kind int) prior {
 	return p
 }
 
+// staticHours is the initial hours profile of a kind, by offset from a
+// principal's centre of activity (index 0: the centre hour, 23: an hour
+// before it): people and their agents are active for some hours around
+// their centre and rarely at the opposite side of the clock; services and
+// networks have no such shape.
+func staticHours(kind int) [24]float32 {
+	var h [24]float32
+	var sum float32
+	for d := range h {
+		v := float32(1)
+		if kind == kindUser || kind == kindAgent || kind == kindOther {
+			x := float64(min(d, 24-d)) / 3
+			v = float32(math.Exp(-x*x/2)) + 0.005
+		}
+		h[d] = v
+		sum += v
+	}
+	for d := range h {
+		h[d] /= sum
+	}
+	return h
+}
+
+// hourCos and hourSin are the unit vectors of the hours of the day.
+var hourCos, hourSin = func() (c, s [24]float64) {
+	for h := range c {
+		c[h], s[h] = math.Cos(2*math.Pi*float64(h)/24), math.Sin(2*math.Pi*float64(h)/24)
+	}
+	return
+}()
+
+// centre is the circular mean hour of a histogram of active hours, or
+// noCentre when it has fewer than 3.
+func centre(hours *[24]uint16) uint8 {
+	var x, y, n float64
+	for h, c := range hours {
+		x += float64(c) * hourCos[h]
+		y += float64(c) * hourSin[h]
+		n += float64(c)
+	}
+	if n < 3 {
+		return noCentre
+	}
+	a := math.Atan2(y, x) * 24 / (2 * math.Pi)
+	return uint8(int(math.Round(a)+24) % 24)
+}
+
 // state is one principal's (or network's) baseline and scores. It holds no
 // pointer, so that a million of them cost the garbage collector nothing.
 type state struct {
@@ -300,14 +363,16 @@ type state struct {
 	kind      uint8
 	netNext   uint8
 	promptAt  uint8
-	_         uint8
+	flags     uint8 // flagGraduated
 
-	contN [numCont]uint16
-	rateN [numRates]uint16
-	cont  [numCont]robust
-	p     [numRates]float32
-	cusum [numFeatures]float32
-	rec   [numFeatures]float32 // recent values, for reports
+	contN      [numCont]uint16
+	rateN      [numRates]uint16
+	netMask    uint8 // networks (bits of nets) already counted in the current hour
+	hourCentre uint8 // circular mean of the active hours; noCentre while unknown
+	cont       [numCont]robust
+	p          [numRates]float32
+	cusum      [numFeatures]float32
+	rec        [numFeatures]float32 // recent values, for reports
 
 	hours   [24]uint16
 	nets    [numNets]uint32
@@ -318,6 +383,12 @@ type state struct {
 	toolN   [numTools]uint8
 	prompts [numPrompts]uint64
 }
+
+const (
+	flagGraduated = 1 // the warm-up is over
+	flagPending   = 2 // the current hour (hourSlot) is to be counted when the next begins
+	noCentre      = 255
+)
 
 // StateBytes is the in-memory size of one baseline, without its index entry.
 const StateBytes = int(stateSize)
@@ -334,7 +405,13 @@ type Engine struct {
 	nets      table
 	priorMu   sync.RWMutex
 	priors    [numKinds]prior
-	queue     chan Anomaly
+	// hourPop is each kind's profile of active hours relative to a
+	// principal's own centre of activity (float32 bits, shares summing to
+	// 1): the population prior of the hours histogram, aligned on each
+	// principal's circular mean hour, so that it says "10 hours away from
+	// where this principal usually works" whatever its time zone.
+	hourPop [numKinds][24]atomic.Uint32
+	queue   chan Anomaly
 
 	dropped   atomic.Uint64
 	anomalies atomic.Uint64
@@ -351,6 +428,9 @@ func New(opt Options) (*Engine, error) {
 	e.salt = maphash.String(e.seed, "warden-behavior")
 	for k := range e.priors {
 		e.priors[k] = staticPrior(k)
+		for d, v := range staticHours(k) {
+			e.hourPop[k][d].Store(math.Float32bits(v))
+		}
 	}
 	e.users.init(opt.MaxPrincipals)
 	if opt.MaxNetworks > 0 {
@@ -463,17 +543,18 @@ func (e *Engine) Observe(o *Observation) *Anomaly {
 	sh.mu.Lock()
 	st, fresh, evicted := sh.get(tab, key, at.Unix())
 	var pr *prior // during warm-up, the population prior the principal is judged against
-	if fresh || st.n < uint32(e.opt.Warmup) {
+	if fresh || st.flags&flagGraduated == 0 {
 		pr = new(prior) // does not escape: score only reads it
 		e.priorMu.RLock()
 		*pr = e.priors[kind]
 		e.priorMu.RUnlock()
 		if fresh {
-			st.cont, st.p, st.kind = pr.cont, pr.p, uint8(kind)
+			st.cont, st.p, st.kind, st.hourCentre = pr.cont, pr.p, uint8(kind), noCentre
 		}
 	}
+	graduated := st.flags&flagGraduated != 0
 	alarm := e.score(st, o, at, netKey, pr, &rep)
-	if st.n == uint32(e.opt.Warmup) && kind != kindOther && st.risk == 0 {
+	if !graduated && st.flags&flagGraduated != 0 && kind != kindOther && st.risk == 0 {
 		e.graduate(kind, st)
 	}
 	sh.mu.Unlock()
@@ -532,7 +613,7 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 			if pr != nil {
 				base = pr.cont[c]
 			}
-			inc[c] = min(base.z(cur[c], contFloor[c]), zCap) - allowance
+			inc[c] = min(base.z(cur[c], contFloor[c]), contZCap[c]) - contAllow[c]
 		}
 	}
 
@@ -548,10 +629,24 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 	denied := o.Status == 401 || o.Status == 403 || o.Status == 429
 	ev[bDenials], hasEv[bDenials] = denied, true
 	ev[bErrors], hasEv[bErrors] = !denied && o.Status >= 400, true
+	// Networks and hours count once per active hour, when the next active
+	// hour begins: a long session does not make its network familiar or
+	// its hour usual, and the current hour does not vouch for itself. They
+	// are not counted while the principal is suspect: an attack from a new
+	// network at night must make neither familiar.
+	if slot := int32(unix / 3600); slot != st.hourSlot && st.kind != kindNetwork {
+		suspect := st.cusum[fAccess] >= suspectFrac*th ||
+			st.risk >= frozenRisk && decay(st.risk, st.riskAt, at.UnixNano(), e.opt.HalfLife) >= frozenRisk
+		if st.flags&flagPending != 0 && !suspect {
+			e.countHour(st)
+		}
+		st.hourSlot, st.netMask = slot, 0
+		st.flags |= flagPending
+	}
+	known := -1 // previous active hours with this network; -1: no network
 	if st.kind != kindNetwork && netKey != 0 {
 		nk := uint32(mix64(netKey^e.salt)) | 1
 		i := slices.Index(st.nets[:], nk)
-		ev[bNetwork], hasEv[bNetwork] = i < 0 || st.netN[i] < famNetwork, true
 		if i < 0 { // replace the least used network
 			i = int(st.netNext % numNets)
 			for j := range st.nets {
@@ -560,14 +655,18 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 				}
 			}
 			st.nets[i], st.netN[i] = nk, 0
+			st.netMask &^= 1 << i
 			st.netNext++
 		}
-		if st.netN[i] == 1<<16-1 {
-			for j := range st.netN {
-				st.netN[j] /= 2
-			}
+		// A network used in fewer than famNetwork earlier active hours is
+		// unfamiliar — unless it was used in all of them (a young
+		// principal's only network).
+		known = int(st.netN[i])
+		if active := sum24(&st.hours); known >= active {
+			known = famNetwork
 		}
-		st.netN[i]++
+		st.netMask |= 1 << i
+		ev[bNetwork], hasEv[bNetwork] = known < famNetwork, true
 	}
 	if o.Prompt != 0 {
 		best := 0
@@ -594,28 +693,32 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 	// Hour of day: how much rarer this hour is than a uniform day, from the
 	// principal's histogram of active hours (each hour of each day counts
 	// once, so that a 24/7 service with a diurnal rate is uniform) smoothed
-	// over the neighbouring hours.
+	// over the neighbouring hours and shrunk towards its kind's profile
+	// aligned on the principal's centre of activity: a principal with a
+	// short history is judged mostly by where people of its kind are active
+	// relative to their own working hours, one with a long history by its own.
 	var hourShare float32
-	if st.kind != kindNetwork && unix-st.firstSeen >= hoursAfter {
+	mature := unix-st.firstSeen >= hoursAfter
+	if st.kind != kindNetwork && mature {
 		var total float32
 		for _, c := range st.hours {
 			total += float32(c)
 		}
-		own := float32(st.hours[hour])
-		if st.hourSlot == int32(unix/3600) && own > 0 { // this hour's session does not vouch for itself
-			own--
-			total--
+		c := float32(st.hours[(hour+23)%24]) + 2*float32(st.hours[hour]) + float32(st.hours[(hour+1)%24])
+		pop := float32(1.0 / 24)
+		if st.hourCentre != noCentre {
+			pop = math.Float32frombits(e.hourPop[st.kind][(hour-int(st.hourCentre)+24)%24].Load())
 		}
-		c := float32(st.hours[(hour+23)%24]) + 2*own + float32(st.hours[(hour+1)%24])
-		const smooth = 0.1
-		hourShare = (c + 4*smooth) / (4*total + 4*24*smooth)
-		inc[fHours], has[fHours] = min(max(fastLn(1/(24*hourShare))-hourAllowance, -1), 3), true
-	}
-	if slot := int32(unix / 3600); slot != st.hourSlot && st.kind != kindNetwork {
-		st.hourSlot = slot
-		if st.hours[hour]++; st.hours[hour] >= hourCap {
-			for i := range st.hours {
-				st.hours[i] /= 2
+		hourShare = (c/4 + hourSmooth + hourPriorN*pop) / (total + 24*hourSmooth + hourPriorN)
+		rarity := fastLn(1 / (24 * hourShare))
+		inc[fHours], has[fHours] = min(max(rarity-hourAllowance, -1), 3), true
+		// New network and unusual hour, jointly: evidence accumulates
+		// while requests come from a network never used before in another
+		// hour, at an hour rarer than 1/e of uniform for this principal.
+		if known >= 0 {
+			inc[fAccess], has[fAccess] = -1, true
+			if known == 0 {
+				inc[fAccess] = min(max(rarity-accessAllow, -1), 3)
 			}
 		}
 	}
@@ -624,11 +727,17 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 	// warm-up only the features judged against the population prior count
 	// (novelty, hours, networks and prompt habits cannot be judged before
 	// there is a history), and the evidence is dropped when it ends.
-	warm := st.n < uint32(e.opt.Warmup)
-	if st.n == uint32(e.opt.Warmup) {
+	warm := st.flags&flagGraduated == 0
+	if warm && (st.n >= uint32(e.opt.Warmup) || mature && st.n >= uint32(e.opt.Warmup/3)) {
+		// The warm-up ends after Warmup requests, or after 3 days for a
+		// principal that made a third of them: from then on it is judged
+		// against its own baseline (shrunk towards the prior it started
+		// from in proportion to its history).
+		warm = false
+		st.flags |= flagGraduated
 		st.cusum = [numFeatures]float32{}
 	}
-	var total float32
+	var total, soft float32
 	for f := 0; f < numFeatures; f++ {
 		if has[f] && (!warm || warmupFeature[f]) {
 			limit := strongCap * th
@@ -637,8 +746,13 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 			}
 			st.cusum[f] = min(max(st.cusum[f]+inc[f], 0), limit)
 		}
-		total += st.cusum[f]
+		if softFeature[f] {
+			soft += st.cusum[f]
+		} else {
+			total += st.cusum[f]
+		}
 	}
+	total += min(soft, softSumFrac*th)
 
 	// Recent values, for reports.
 	st.rec[fRate] = float32(st.minuteN)
@@ -655,10 +769,11 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 		}
 	}
 	st.rec[fHours] = float32(hour)
+	st.rec[fAccess] = float32(hour)
 
 	alarm := false
 	if lim := th * warmupMult; total >= th && (!warm || total >= lim) &&
-		(st.lastAlarm == 0 || unix-st.lastAlarm >= int64(e.opt.Cooldown/time.Second)) {
+		(st.lastAlarm == 0 || absInt(unix-st.lastAlarm) >= int64(e.opt.Cooldown/time.Second)) {
 		alarm = true
 		rep.total, rep.cusum = total, st.cusum
 		for f := 0; f < numFeatures; f++ {
@@ -675,6 +790,7 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 			rep.baseline[rateFeature[b]] = float64(st.p[b])
 		}
 		rep.baseline[fHours] = float64(hourShare)
+		rep.baseline[fAccess] = float64(hourShare)
 		score := total / (total + th)
 		r := decay(st.risk, st.riskAt, at.UnixNano(), e.opt.HalfLife)
 		r = 1 - (1-r)*(1-score)
@@ -733,6 +849,63 @@ func (e *Engine) graduate(kind int, st *state) {
 	for b := range pr.p {
 		pr.p[b] += beta * (st.p[b] - pr.p[b])
 	}
+}
+
+// countHour counts the principal's last active hour (st.hourSlot) in its
+// hours histogram and the networks it used then in their use counts.
+func (e *Engine) countHour(st *state) {
+	hour := int(st.hourSlot % 24)
+	if hour < 0 {
+		hour += 24
+	}
+	if st.hours[hour]++; st.hours[hour] >= hourCap {
+		for i := range st.hours {
+			st.hours[i] /= 2
+		}
+	}
+	for i := range st.nets {
+		if st.netMask&(1<<i) != 0 && st.nets[i] != 0 {
+			if st.netN[i] == 1<<16-1 {
+				for j := range st.netN {
+					st.netN[j] /= 2
+				}
+			}
+			st.netN[i]++
+		}
+	}
+	st.hourCentre = centre(&st.hours)
+	if sum24(&st.hours) == popHoursAt && st.risk == 0 && st.hourCentre != noCentre && st.kind < kindNetwork {
+		e.learnHours(int(st.kind), st)
+	}
+}
+
+// learnHours folds the hours of a principal, aligned on its centre, into
+// its kind's profile (an exponential average over principals).
+func (e *Engine) learnHours(kind int, st *state) {
+	const beta = 0.05
+	total := float32(sum24(&st.hours))
+	e.priorMu.Lock()
+	defer e.priorMu.Unlock()
+	for d := range e.hourPop[kind] {
+		v := math.Float32frombits(e.hourPop[kind][d].Load())
+		v += beta * (float32(st.hours[(int(st.hourCentre)+d)%24])/total - v)
+		e.hourPop[kind][d].Store(math.Float32bits(v))
+	}
+}
+
+func sum24(h *[24]uint16) int {
+	n := 0
+	for _, c := range h {
+		n += int(c)
+	}
+	return n
+}
+
+func absInt(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // alarm builds, counts and queues the anomaly of rep.
@@ -802,6 +975,8 @@ func reason(fs []Feature) string {
 			fmt.Fprintf(&b, "%s %.0f vs %.0f", f.Name, f.Value, f.Baseline)
 		case "off_hours":
 			fmt.Fprintf(&b, "off_hours %02.0f:00 UTC (%.1f%% of activity)", f.Value, 100*f.Baseline)
+		case "new_network_off_hours":
+			fmt.Fprintf(&b, "new network at %02.0f:00 UTC (%.1f%% of activity)", f.Value, 100*f.Baseline)
 		default:
 			fmt.Fprintf(&b, "%s %.2f vs %.2f", f.Name, f.Value, f.Baseline)
 		}

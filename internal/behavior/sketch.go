@@ -17,8 +17,9 @@ const (
 	maxSketchBytes = 4096
 	// nearDupBins is how many of the 16 bins two sketches must share to
 	// count as near duplicates (estimated Jaccard similarity of their
-	// bigram sets ≳ 0.55).
-	nearDupBins = 10
+	// bigram sets ≳ 0.5: a 15-word template with 2 words changed; unrelated
+	// prompts share 9 bins with probability about 10⁻⁶).
+	nearDupBins = 9
 )
 
 // promptKeys are the JSON keys whose last string value is taken as the

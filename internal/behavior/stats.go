@@ -64,9 +64,12 @@ func bernoulliStep(event bool, p0, p1 float32) float32 {
 }
 
 // altRate is the alternative rate a rise is tested against: at least
-// pAlt, and at least altFactor times the baseline, below 1.
+// pAlt, and altFactor times the baseline rate — or, for a common event,
+// non-events altFactor times rarer. (A rise to a fixed rate below 1 would
+// be below the baseline of a principal whose events are already that
+// common, and its CUSUM would drift upwards.)
 func altRate(p0 float32) float32 {
-	return min(max(pAlt, altFactor*p0), 0.95)
+	return max(pAlt, min(altFactor*p0, 1-(1-p0)/altFactor))
 }
 
 const (

@@ -53,6 +53,12 @@ type Result struct {
 	Attacks          map[string]*AttackResult
 	Elapsed          time.Duration
 	Principals       int
+	// FalseAlarmsByFeatures counts false alarms by their driving features
+	// (sorted, joined by "+") and the principal's circumstance.
+	FalseAlarmsByFeatures map[string]int
+	// Misses describe the attack instances not detected within 50 of
+	// their requests: attack, principal and its profile.
+	Misses []string
 }
 
 // AttackResult is the outcome of the instances of one attack.
@@ -224,7 +230,8 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Config: cfg, Attacks: map[string]*AttackResult{}, FalseAlarmsBy: map[string]int{}, Principals: len(s.ps)}
+	res := &Result{Config: cfg, Attacks: map[string]*AttackResult{}, FalseAlarmsBy: map[string]int{}, Principals: len(s.ps),
+		FalseAlarmsByFeatures: map[string]int{}}
 	for _, a := range s.atk {
 		ar := res.Attacks[a.kind]
 		if ar == nil {
@@ -235,8 +242,20 @@ func Run(cfg Config) (*Result, error) {
 	}
 	began := time.Now()
 	var o behavior.Observation
+	// A day's traffic may run past midnight (sessions in other time zones,
+	// attacks); what does is replayed with the next day's, so that the
+	// engine sees every principal's requests in time order.
+	var pending []req
 	for day := 0; day < cfg.Days; day++ {
-		reqs := s.day(day)
+		reqs := append(pending, s.day(day)...)
+		sort.Slice(reqs, func(i, j int) bool { return reqs[i].t < reqs[j].t })
+		pending = nil
+		if day < cfg.Days-1 {
+			end := s.epoch.Add(time.Duration(day+1) * 24 * time.Hour).UnixNano()
+			cut := sort.Search(len(reqs), func(i int) bool { return reqs[i].t >= end })
+			pending = slices.Clone(reqs[cut:])
+			reqs = reqs[:cut]
+		}
 		for i := range reqs {
 			r := &reqs[i]
 			clock = r.t
@@ -282,6 +301,16 @@ func Run(cfg Config) (*Result, error) {
 			default:
 				res.FalseAlarms++
 				res.FalseAlarmsBy[kindNames[p.kind]]++
+				var fs []string
+				for _, f := range an.Features {
+					fs = append(fs, f.Name)
+				}
+				slices.Sort(fs)
+				circ := kindNames[p.kind]
+				if p.kind == user && day >= p.trip.from && day < p.trip.to {
+					circ += fmt.Sprintf(" trip%+d", p.trip.shift)
+				}
+				res.FalseAlarmsByFeatures[circ+" "+strings.Join(fs, "+")]++
 				if len(res.FalseAlarmSample) >= 12 {
 					res.FalseAlarmSample = res.FalseAlarmSample[1:]
 				}
@@ -294,6 +323,11 @@ func Run(cfg Config) (*Result, error) {
 	}
 	for _, a := range s.atk {
 		ar := res.Attacks[a.kind]
+		if !a.done || a.until > 50 {
+			p := &s.ps[a.p]
+			res.Misses = append(res.Misses, fmt.Sprintf("%s on %s (rate %.2f, tokOut %.0f, sigma %.2f, trip %d..%d %+dh, tz %+d, work %d-%d): until %d, features %v",
+				a.kind, p.id, p.rate, p.tokOut, p.sigma, p.trip.from, p.trip.to, p.trip.shift, p.tz, p.workFrom, p.workTo, a.until, a.feats))
+		}
 		if a.done {
 			ar.Detected++
 			ar.Until = append(ar.Until, a.until)

@@ -30,7 +30,10 @@
 //   - a logistic regression over hashed features of the folded text — character 3–5-grams, word
 //     unigrams and word bigrams (a sentence start counts as a word, so "<s> translate" is the
 //     feature of an imperative opening a sentence) — trained in this repository (see the train
-//     command) on a labelled data set with a fixed split.
+//     command) on a labelled data set with a fixed split, plus 12,000 generated ordinary prompts
+//     (questions, requests, chit-chat, coding and writing tasks in 19 languages, from
+//     hand-written templates; synthetic) as benign examples, so that a question is not evidence
+//     of an attack merely because the data set's attacks are often questions.
 //
 // Each rule has a weight learned jointly with the n-gram weights but held near a hand-set
 // severity, so rules that the training data never exercises still count. A long text is scored
@@ -46,10 +49,12 @@
 // It is a statistical detector with known blind spots: attacks phrased as ordinary requests
 // (asking for a user's data "for a survey", a question in another language when the system prompt
 // requires English), harmless-looking tasks planted in documents, and paraphrases far from its
-// training data are often missed; benign texts about prompt injection may be flagged. The model
-// knows the 17 languages of its training data unevenly, and scripts that had no benign examples
-// get no credit for being that script (a nuisance term absorbs it during training). On the
-// validation split of its development data the embedded weights catch about one attack in five
-// at a false-positive rate under 0.3 % (bench/RESULTS.md has the figures and the experiments that
-// did not ship). Use it as one layer: with least privilege for tools, and with output-side checks.
+// training data are often missed — it is trained not to flag ordinary prompts, and these are
+// ordinary prompts in isolation; benign texts about prompt injection may be flagged. The model
+// knows the languages of its training data unevenly, and a script's share of attacks in the
+// data set is not evidence (a nuisance term absorbs it during training). On the validation split
+// of its development data the embedded weights catch about three attacks in four (77 %) at a
+// false-positive rate of 1.8 %, and flag 0.3 % of generated ordinary prompts from templates they
+// were not trained on (bench/RESULTS.md has the figures and the experiments that did not ship).
+// Use it as one layer: with least privilege for tools, and with output-side checks.
 package injection

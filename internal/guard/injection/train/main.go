@@ -8,6 +8,14 @@
 //	go run ./internal/guard/injection/train -eval      # evaluate the embedded weights on the validation split
 //	go run ./internal/guard/injection/train -eval -split all -data other.jsonl   # on every row of another file
 //	go run ./internal/guard/injection/train -eval -export /tmp/injection-val.jsonl  # also write the split for peers
+//	go run ./internal/guard/injection/train -cv-only -probe my-prompts.txt   # also score texts of your own (one per line)
+//
+// The defaults are the shipped configuration: n-gram sums divided by √F, L2 1e-6, 300 + 3×100
+// L-BFGS iterations, the mean of the five fold models shipped (so the out-of-fold threshold
+// applies to it), and 12,000 generated ordinary prompts (package benign, synthetic) added as
+// benign examples to the training side of every fold and weighing as much as the real benign
+// rows. Cross-validation scores real rows only; the prompts of held-aside templates are scored
+// separately, as a false-positive check on phrasings never trained on.
 //
 // Training is deterministic: the split and the folds are hashes of the texts, the optimiser is
 // full-batch L-BFGS from a fixed start, and sums are reduced in a fixed order.
@@ -29,6 +37,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/warden-ai/warden/internal/guard/injection"
+	"github.com/warden-ai/warden/internal/guard/injection/internal/benign"
 	"github.com/warden-ai/warden/internal/guard/injection/internal/dataset"
 	"github.com/warden-ai/warden/internal/guard/injection/internal/engine"
 )
@@ -59,7 +68,12 @@ type options struct {
 	winNeg                   bool    // the windows of long benign texts are negatives even when Detect scores whole texts only
 	bias                     float64 // fixed bias; NaN: learned
 	bag                      bool
-	alone                    bool // planted instructions on their own are benign prompts (see plantedAlone) // ship the mean of the cross-validation fold models instead of a refit on all training rows
+	alone                    bool    // planted instructions on their own are benign prompts (see plantedAlone)
+	gen                      int     // generated benign prompts (package benign) added to every training fold
+	genWeight                float64 // their total weight, as a fraction of the real benign rows' total weight
+	genSeed                  uint64
+	mu                       float64 // L2 strength pulling rule weights towards their priors
+	probe                    string  // files of texts (one per line) to score with the mean of the fold models, for error analysis
 }
 
 func run(args []string, w io.Writer) error {
@@ -81,7 +95,7 @@ func run(args []string, w io.Writer) error {
 	fs.UintVar(&stride, "stride", 64, "window stride")
 	fs.UintVar(&long, "long", 400, "texts longer than this many folded characters (and than a window) are also scored by windows")
 	fs.IntVar(&o.mil, "mil", 3, "multiple-instance rounds: refits in which each long attack text's positive example is its highest-scoring span")
-	fs.IntVar(&o.milIters, "mil-iters", 60, "L-BFGS iterations of each multiple-instance round (warm-started from the previous fit)")
+	fs.IntVar(&o.milIters, "mil-iters", 100, "L-BFGS iterations of each multiple-instance round (warm-started from the previous fit)")
 	fs.BoolVar(&o.domainAll, "domain-all", true, "apply the document-domain nuisance offset to every span of a BIPIA text (false: the whole-text example only)")
 	fs.BoolVar(&o.milWhole, "mil-whole", false, "in multiple-instance rounds, keep long attack texts' whole-text examples as positives too")
 	fs.BoolVar(&o.milSkip, "mil-skip", true, "leave long attack texts out of the first fit (their positive span is chosen by the model of the short texts)")
@@ -90,15 +104,20 @@ func run(args []string, w io.Writer) error {
 	fs.BoolVar(&o.rules, "rules", true, "use the rules as features (false: ablation, the rule indicators are left out)")
 	fs.Float64Var(&o.bias, "bias", math.NaN(), "fix the model's bias (the logit of a text with no evidence) at this value; NaN learns it")
 	fs.BoolVar(&o.alone, "planted-alone", false, "train on each planted instruction, recovered from its clean document, as a benign prompt on its own")
-	fs.BoolVar(&o.bag, "bag", false, "ship the mean of the fold models (the models the threshold was chosen for) instead of refitting on the whole training split")
+	fs.BoolVar(&o.bag, "bag", true, "ship the mean of the fold models (the models the threshold was chosen for) instead of refitting on the whole training split")
+	fs.IntVar(&o.gen, "gen", 12000, "generated ordinary prompts (synthetic benign, package benign) added to the training side of every fold and of the final fit; those of held-aside templates only measure FPR")
+	fs.Float64Var(&o.genWeight, "gen-weight", 1, "total weight of the generated prompts relative to the real benign training rows")
+	fs.Uint64Var(&o.genSeed, "gen-seed", 1, "seed of the generated prompts")
+	fs.StringVar(&o.probe, "probe", "", "comma-separated files of texts, one per line (\\n for a newline), scored with the mean of the chosen fold models at the out-of-fold threshold (printed only)")
+	fs.Float64Var(&o.mu, "mu", 1e-3, "L2 strength pulling the rule weights towards their hand-set priors")
 	fs.BoolVar(&o.cvOnly, "cv-only", false, "stop after cross-validation (and -loso): no final fit, no validation")
 	var norm string
-	fs.StringVar(&norm, "norm", "mean", "n-gram sum normalisation: mean or sqrt")
+	fs.StringVar(&norm, "norm", "sqrt", "n-gram sum normalisation: mean or sqrt")
 	fs.BoolVar(&o.cfg.PromptWindows, "prompt-windows", true, "Detect also scores windows of long texts")
 	fs.Float64Var(&o.fpr, "fpr", 0.015, "false-positive rate the threshold is chosen for, on out-of-fold training scores")
-	fs.IntVar(&o.iters, "iters", 200, "L-BFGS iterations at most (a fixed budget: with the small L2 strengths used, it also acts as early stopping)")
+	fs.IntVar(&o.iters, "iters", 300, "L-BFGS iterations at most (a fixed budget: with the small L2 strengths used, it also acts as early stopping)")
 	fs.IntVar(&o.dump, "dump", 0, "print the N highest-scoring benign and lowest-scoring attack training rows (out-of-fold), for error analysis")
-	fs.StringVar(&o.lambdas, "lambda", "1e-7,3e-7", "comma-separated L2 strengths to cross-validate")
+	fs.StringVar(&o.lambdas, "lambda", "1e-6", "comma-separated L2 strengths to cross-validate")
 	fs.BoolVar(&o.script, "script-nuisance", true, "fit per-script offsets during training and drop them at inference")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -226,6 +245,7 @@ type prepared struct {
 	// alone holds, for an attack that is an instruction planted in a document, the analysis of
 	// the instruction on its own (see plantedAlone).
 	alone []*engine.Analysis
+	gen   bool // a generated prompt: trained on, never scored out of fold
 }
 
 type builder struct {
@@ -275,11 +295,14 @@ func (b *builder) example(a *engine.Analysis, s, e int, y, wt float64) example {
 // (multiple-instance learning) the positive is the span x scores highest, which for an instruction
 // planted in a long document is the window that holds it.
 func examples(o options, ps []prepared, l layout, x []float64) []example {
-	var npos, nneg float64
+	var npos, nneg, ngen float64
 	for _, p := range ps {
-		if p.row.Attack {
+		switch {
+		case p.gen:
+			ngen++
+		case p.row.Attack:
 			npos++
-		} else {
+		default:
 			nneg++
 		}
 	}
@@ -287,6 +310,13 @@ func examples(o options, ps []prepared, l layout, x []float64) []example {
 	out := make([]example, 0, len(ps))
 	for _, p := range ps {
 		first := len(out)
+		if p.gen {
+			// a generated prompt: a negative whole text (and windows, if long), together weighing
+			// genWeight of the real benign rows
+			wt := o.genWeight * nneg / ngen * (npos + nneg) / (2 * nneg)
+			out = append(out, b.example(p.a, 0, p.a.N, 0, wt))
+			continue
+		}
 		out = rowExamples(out, b, o, p, l, x, npos, nneg)
 		if o.domainAll {
 			setDomain(out, first, len(out), domainOf(p.row))
@@ -444,7 +474,7 @@ type cvResult struct {
 	models    [][]float64 // the fold models, in fold order
 }
 
-func crossValidate(o options, l layout, h hyper, ps []prepared) cvResult {
+func crossValidate(o options, l layout, h hyper, ps, extra []prepared) cvResult {
 	oof := make([]float64, len(ps))
 	var models [][]float64
 	b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
@@ -457,11 +487,11 @@ func crossValidate(o options, l layout, h hyper, ps []prepared) cvResult {
 				tr = append(tr, i)
 			}
 		}
-		sub := make([]prepared, len(tr))
+		sub := make([]prepared, len(tr), len(tr)+len(extra))
 		for k, i := range tr {
 			sub[k] = ps[i]
 		}
-		x := fit(o, l, h, sub)
+		x := fit(o, l, h, append(sub, extra...))
 		models = append(models, x)
 		for _, i := range te {
 			oof[i] = score(l, o.cfg, x, ps[i], b)
@@ -502,6 +532,12 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	if o.alone {
 		fmt.Fprintf(w, "planted instructions recovered as benign prompts on their own: %d\n", plantedAlone(o.cfg, trainRows))
 	}
+	genTrain, genHeld := generated(o)
+	if o.gen > 0 {
+		nt, nl := benign.Templates()
+		fmt.Fprintf(w, "generated ordinary prompts (synthetic benign, %d templates in %d languages, seed %d): %d for training (total weight %.2f of the real benign rows), %d from held-aside templates for measuring only\n",
+			nt, nl, o.genSeed, len(genTrain), o.genWeight, len(genHeld))
+	}
 	l := newLayout(o.cfg.Bits)
 	fmt.Fprintf(w, "features: %d-bit hashed character %d..%d-grams, word features %d, cue features %v, rules %v (%d); window %d stride %d long %d (window bias %v), prompt windows %v; MIL rounds %d (whole kept %v); analysed in %v\n",
 		o.cfg.Bits, o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.rules, engine.NumRules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias, o.cfg.PromptWindows,
@@ -513,14 +549,30 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 		if err != nil || lam <= 0 {
 			return fmt.Errorf("-lambda: bad value %q", f)
 		}
-		grid = append(grid, hyper{lambda: lam, mu: 1e-3, nu: 1e-4, script: o.script, bias0: o.bias, fixBias: !math.IsNaN(o.bias)})
+		grid = append(grid, hyper{lambda: lam, mu: o.mu, nu: 1e-4, script: o.script, bias0: o.bias, fixBias: !math.IsNaN(o.bias)})
 	}
 	fmt.Fprintf(w, "\n%d-fold cross-validation on the training split (threshold at out-of-fold FPR ≤ %.3f):\n", dataset.Folds, o.fpr)
 	var best cvResult
 	for i, h := range grid {
-		r := crossValidate(o, l, h, trainRows)
+		r := crossValidate(o, l, h, trainRows, genTrain)
 		fmt.Fprintf(w, "  lambda %.0e mu %.0e nu %.0e nuisance %v: %s; recall at OOF FPR 1%% %.3f, 1.5%% %.3f, 2%% %.3f\n", h.lambda, h.mu, h.nu, h.script, r.m,
 			recallAt(trainRows, r.oof, 0.01), recallAt(trainRows, r.oof, 0.015), recallAt(trainRows, r.oof, 0.02))
+		if len(genHeld) > 0 {
+			x := average(r.models)
+			b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
+			fp := 0
+			for _, p := range genHeld {
+				if score(l, o.cfg, x, p, b) >= r.threshold {
+					fp++
+				}
+			}
+			fmt.Fprintf(w, "    held-aside generated prompts, mean of the fold models at that threshold: FPR %.4f (%d of %d)\n", float64(fp)/float64(len(genHeld)), fp, len(genHeld))
+		}
+		if o.probe != "" {
+			if err := probe(w, o, l, r); err != nil {
+				return err
+			}
+		}
 		if i == 0 || r.m.Recall() > best.m.Recall()+1e-9 {
 			best = r
 		}
@@ -529,6 +581,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	if o.dump > 0 {
 		dump(w, trainRows, best, o.dump)
 	}
+
 	oofBySource := dataset.Breakdown{}
 	for i, p := range trainRows {
 		oofBySource.Add(p.row.Family(), p.row.Attack, best.oof[i] >= best.threshold)
@@ -537,7 +590,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	oofBySource.Write(w, "  ")
 
 	if o.loso {
-		leaveOneSourceOut(w, o, l, best, trainRows)
+		leaveOneSourceOut(w, o, l, best, trainRows, genTrain)
 	}
 	if o.cvOnly {
 		fmt.Fprintf(w, "total time %v (-cv-only: no final fit, validation not scored)\n", time.Since(start).Round(time.Second))
@@ -548,7 +601,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	if o.bag {
 		x = average(best.models)
 	} else {
-		x = fit(o, l, best.h, trainRows)
+		x = fit(o, l, best.h, append(append([]prepared(nil), trainRows...), genTrain...))
 	}
 	m := quantise(o.cfg, l, x, best.threshold)
 	fmt.Fprintf(w, "final fit: bias %.3f, window bias %.3f, n-gram scale %.3g\n", m.Bias, m.WindowBias, m.Scale)
@@ -566,8 +619,10 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 			byVariant.Add(p.row.Variant, true, pred)
 		}
 	}
+	genFPR := heldFPR(w, m, genHeld)
 	meta, _ := json.Marshal(map[string]any{
-		"data_sha256": dataSum, "lambda": best.h.lambda, "mu": best.h.mu, "nu": best.h.nu,
+		"generated_benign": map[string]any{"train": len(genTrain), "held": len(genHeld), "weight": o.genWeight, "seed": o.genSeed, "held_fpr": genFPR},
+		"data_sha256":      dataSum, "lambda": best.h.lambda, "mu": best.h.mu, "nu": best.h.nu,
 		"oof_fpr_target": o.fpr, "oof_recall": best.m.Recall(), "oof_fpr": best.m.FPR(),
 		"val_precision": val.Precision(), "val_recall": val.Recall(), "val_fpr": val.FPR(),
 		"oof_recall_at_fpr": map[string]float64{"0.01": recallAt(trainRows, best.oof, 0.01), "0.015": recallAt(trainRows, best.oof, 0.015),
@@ -644,7 +699,7 @@ func quantise(cfg engine.Config, l layout, x []float64, logitThreshold float64) 
 // injections and the system prompts they target; its multilingual injections and multilingual
 // false-refusal prompts): leaving out only one label of a domain would measure the domain, not
 // the detector.
-func leaveOneSourceOut(w io.Writer, o options, l layout, best cvResult, ps []prepared) {
+func leaveOneSourceOut(w io.Writer, o options, l layout, best cvResult, ps, genTrain []prepared) {
 	srcs := map[string]bool{}
 	for _, p := range ps {
 		srcs[sourceOf(p.row)] = true
@@ -667,7 +722,7 @@ func leaveOneSourceOut(w io.Writer, o options, l layout, best cvResult, ps []pre
 				tr = append(tr, p)
 			}
 		}
-		x := fit(o, l, best.h, tr)
+		x := fit(o, l, best.h, append(tr, genTrain...))
 		for _, p := range te {
 			pred := score(l, o.cfg, x, p, b) >= best.threshold
 			bd.Add(p.row.Family(), p.row.Attack, pred)
@@ -779,4 +834,89 @@ func recallAt(ps []prepared, oof []float64, fpr float64) float64 {
 		m.Add(p.row.Attack, oof[i] >= t)
 	}
 	return m.Recall()
+}
+
+// generated returns the generated ordinary prompts (package benign), analysed: those of training
+// templates and those of held-aside templates.
+func generated(o options) (train, held []prepared) {
+	if o.gen <= 0 {
+		return nil, nil
+	}
+	for _, g := range benign.Generate(o.gen, o.genSeed) {
+		r := &dataset.Row{Text: g.Text, Label: "benign", Source: "warden/synthetic-benign:" + g.Lang, File: "warden/synthetic-benign:" + g.Lang, Fold: -1}
+		p := prepared{row: r, a: engine.Analyze(o.cfg, []byte(g.Text), false), gen: true}
+		if g.Held {
+			held = append(held, p)
+		} else {
+			train = append(train, p)
+		}
+	}
+	return train, held
+}
+
+// heldFPR scores the held-aside generated prompts with the quantised model, as Detect would,
+// prints their false-positive rate per language and the highest-scoring ones, and returns the
+// overall rate.
+func heldFPR(w io.Writer, m *engine.Model, held []prepared) float64 {
+	if len(held) == 0 {
+		return 0
+	}
+	var s engine.Scratch
+	var out engine.Outcome
+	bd := dataset.Breakdown{}
+	type scored struct {
+		p float64
+		t string
+	}
+	var all []scored
+	fp := 0
+	for _, p := range held {
+		m.Scan([]byte(p.row.Text), false, &s, &out)
+		pr := sigmoid(out.Logit)
+		bd.Add(p.row.Family(), false, pr >= m.Threshold)
+		if pr >= m.Threshold {
+			fp++
+		}
+		all = append(all, scored{pr, p.row.Text})
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].p > all[j].p })
+	rate := float64(fp) / float64(len(held))
+	fmt.Fprintf(w, "\nheld-aside generated prompts (templates never trained on), quantised model: FPR %.4f (%d of %d)\n", rate, fp, len(held))
+	bd.Write(w, "  ")
+	fmt.Fprintln(w, "  highest-scoring:")
+	for _, a := range all[:min(8, len(all))] {
+		fmt.Fprintf(w, "    %.3f %q\n", a.p, a.t)
+	}
+	return rate
+}
+
+// probe scores the lines of the files in o.probe with the mean of the fold models.
+func probe(w io.Writer, o options, l layout, best cvResult) error {
+	x := average(best.models)
+	b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
+	for _, f := range strings.Split(o.probe, ",") {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "probe %s:\n", f)
+		n, flagged := 0, 0
+		for _, line := range strings.Split(string(raw), "\n") {
+			if line = strings.TrimSpace(line); line == "" {
+				continue
+			}
+			line = strings.ReplaceAll(line, `\n`, "\n")
+			p := prepared{row: &dataset.Row{Text: line}, a: engine.Analyze(o.cfg, []byte(line), false)}
+			z := score(l, o.cfg, x, p, b)
+			mark := " "
+			if z >= best.threshold {
+				mark = "*"
+				flagged++
+			}
+			n++
+			fmt.Fprintf(w, "  %s %.3f %q\n", mark, sigmoid(z), line)
+		}
+		fmt.Fprintf(w, "  flagged %d of %d\n", flagged, n)
+	}
+	return nil
 }
