@@ -51,7 +51,7 @@ func appendBody(dst []byte, r *Record) ([]byte, error) {
 	if rs := r.Resource; rs != nil {
 		e.raw(`,"resource":{`)
 		first := true
-		for _, f := range [...]struct{ k, v string }{{"route", rs.Route}, {"segment", rs.Segment}, {"api", rs.API}, {"model", rs.Model}, {"tool", rs.Tool}} {
+		for _, f := range [...]struct{ k, v string }{{"route", rs.Route}, {"segment", rs.Segment}, {"api", rs.API}, {"model", rs.Model}, {"tool", rs.Tool}, {"arguments_sha256", rs.ArgumentsSHA256}, {"mcp_session", rs.MCPSession}} {
 			if f.v == "" {
 				continue
 			}

@@ -77,6 +77,11 @@ type Resource struct {
 	API     string `json:"api,omitempty"`
 	Model   string `json:"model,omitempty"`
 	Tool    string `json:"tool,omitempty"`
+	// ArgumentsSHA256 is the hex SHA-256 of an MCP message's arguments as
+	// sent (tools/call, prompts/get); never the arguments themselves.
+	ArgumentsSHA256 string `json:"arguments_sha256,omitempty"`
+	// MCPSession is a digest of the MCP session id; never the id itself.
+	MCPSession string `json:"mcp_session,omitempty"`
 }
 
 // Decision is the audited authorization outcome.

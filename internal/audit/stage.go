@@ -170,8 +170,11 @@ func (s *Stage) record(ex *gateway.Exchange, body *bodyHash) *Record {
 		r.Status = w.Status()
 		r.BytesOut = w.BytesWritten()
 	}
-	if rt := ex.Route; rt != nil || ex.Model != "" || ex.Tool != "" {
+	if rt := ex.Route; rt != nil || ex.Model != "" || ex.Tool != "" || ex.MCP != nil {
 		r.Resource = &Resource{Model: ex.Model, Tool: ex.Tool}
+		if m := ex.MCP; m != nil {
+			r.Resource.ArgumentsSHA256, r.Resource.MCPSession = m.ArgumentsSHA256, m.Session
+		}
 		if rt != nil {
 			r.Resource.Route, r.Resource.Segment, r.Resource.API = rt.Name, rt.Segment, rt.API
 			r.Upstream = safeURL(rt.Upstream)

@@ -546,6 +546,7 @@ func (c *Config) applyDefaults() {
 	c.applyBehaviorDefaults()
 	c.applyResponsesDefaults()
 	c.applyModelsDefaults()
+	c.applyMCPDefaults()
 	c.applyPolicyDefaults()
 }
 
@@ -577,4 +578,5 @@ func (c *Config) resolvePaths() {
 	c.resolveLimitsPaths(abs)
 	c.resolveResponsesPaths(abs)
 	c.resolveModelsPaths(abs)
+	c.MCP.Pins.Path = abs(c.MCP.Pins.Path)
 }

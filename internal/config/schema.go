@@ -35,6 +35,8 @@ type Config struct {
 	Responses Responses `yaml:"responses"`
 	// Models configures the model registry and its serving gate (models.go).
 	Models Models `yaml:"models"`
+	// MCP configures the MCP gateway of "api: mcp" routes (mcp.go).
+	MCP MCP `yaml:"mcp"`
 
 	// Dir is the directory of the config file; relative paths are resolved
 	// against it at load. Not read from YAML.
@@ -103,7 +105,7 @@ const (
 type Route struct {
 	Name    string `yaml:"name"`    // required, unique; [a-z0-9][a-z0-9_.-]{0,62}
 	Prefix  string `yaml:"prefix"`  // path prefix, must start and end with "/"; unique
-	API     string `yaml:"api"`     // openai (default) | http
+	API     string `yaml:"api"`     // openai (default) | http | mcp
 	Segment string `yaml:"segment"` // required: training, inference, deployment, ...; [a-z0-9][a-z0-9_-]{0,62}
 	// StripPrefix removes Prefix from the path before it is appended to the upstream URL path.
 	StripPrefix bool     `yaml:"strip_prefix"`

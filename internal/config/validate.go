@@ -209,8 +209,8 @@ func (c *Config) validate(v *validator) {
 		} else {
 			prefixes[r.Prefix] = i
 		}
-		if r.API != APIOpenAI && r.API != APIHTTP {
-			v.add(p+".api", fmt.Sprintf("unknown api %q (openai, http)", r.API))
+		if r.API != APIOpenAI && r.API != APIHTTP && r.API != APIMCP {
+			v.add(p+".api", fmt.Sprintf("unknown api %q (openai, http, mcp)", r.API))
 		}
 		switch {
 		case r.Segment == "":
@@ -233,6 +233,7 @@ func (c *Config) validate(v *validator) {
 	c.validateBehavior(v)
 	c.validateResponses(v)
 	c.validateModels(v)
+	c.validateMCP(v)
 	c.validateIdentity(v)
 }
 

@@ -97,6 +97,9 @@ type Exchange struct {
 	UpstreamTime   time.Duration // time to upstream response headers
 
 	Tool string // MCP tool named by the request, if any; set by the MCP route match
+	// MCP is the MCP message the exchange carries, set by the MCP stage
+	// (internal/mcp) on "mcp" routes; nil elsewhere.
+	MCP *MCPMessage
 
 	// Assessment is the context gathered for policy (posture, geo, risk);
 	// set by the assess stage, nil when it did not run.
@@ -117,6 +120,26 @@ type Exchange struct {
 	// Usage is the token usage of the exchange: counted on the request,
 	// reconciled with what the upstream reports.
 	Usage Usage
+}
+
+// MCPMessage is the one JSON-RPC message of an exchange on an MCP route,
+// as the MCP stage parsed it. It never holds the raw arguments' text beyond
+// the decoded value policy sees.
+type MCPMessage struct {
+	Method string // JSON-RPC method, e.g. "tools/call"; "" for a response or a GET/DELETE
+	ID     []byte // the JSON-RPC id as sent (raw JSON), nil for a notification
+	// Name is the tool (tools/call), prompt (prompts/get) or resource URI
+	// (resources/read) the message names; "" if none.
+	Name string
+	// Arguments are the decoded arguments of tools/call or prompts/get
+	// (numbers as json.Number); nil if none.
+	Arguments map[string]any
+	// ArgumentsSHA256 is the hex SHA-256 of the arguments' JSON text as
+	// sent; "" if none. The audit record carries it, never the arguments.
+	ArgumentsSHA256 string
+	// Session is a digest of the Mcp-Session-Id header ("" if none); the
+	// session id itself is never recorded.
+	Session string
 }
 
 // Assessment is the circumstance of a request beyond the request itself.

@@ -12,7 +12,7 @@ import (
 type RouteSpec struct {
 	Name        string
 	Prefix      string // starts and ends with "/"
-	API         string // "openai" or "http"
+	API         string // "openai", "http" or "mcp"
 	Segment     string
 	Upstream    string // base URL
 	StripPrefix bool
@@ -66,6 +66,9 @@ var nativeEndpoints = map[string]map[string]string{
 	"/v1/warden/models/{id}/rollback": {http.MethodPost: "model.rollback"},
 	"/v1/warden/datasets":             {http.MethodGet: "dataset.list", http.MethodPost: "dataset.register"},
 	"/v1/warden/datasets/{id}":        {http.MethodGet: "dataset.get"},
+	// MCP tool pins (internal/server/mcp.go)
+	"/v1/warden/mcp/pins":    {http.MethodGet: "mcp.pin.list"},
+	"/v1/warden/mcp/approve": {http.MethodPost: "mcp.pin.approve"},
 }
 
 // nativeParamPatterns are the nativeEndpoints patterns with an "{id}"
@@ -140,7 +143,7 @@ func NewRouter(specs []RouteSpec) (*Router, error) {
 		if !strings.HasPrefix(s.Prefix, "/") || !strings.HasSuffix(s.Prefix, "/") {
 			return nil, fmt.Errorf("gateway: route %q: prefix %q must start and end with /", s.Name, s.Prefix)
 		}
-		if s.API != "openai" && s.API != "http" {
+		if s.API != "openai" && s.API != "http" && s.API != APIMCP {
 			return nil, fmt.Errorf("gateway: route %q: unknown api %q", s.Name, s.API)
 		}
 		rt.routes = append(rt.routes, routeEntry{spec: s, route: &Route{
@@ -188,6 +191,9 @@ func (rt *Router) Handle(ex *Exchange, next func(*Exchange) error) error {
 	}
 	ex.Route = e.route
 	suffix := p[len(e.spec.Prefix):]
+	if e.spec.API == APIMCP {
+		return routeMCP(ex, suffix, next)
+	}
 	if e.spec.API == "http" {
 		if !genericMethods[r.Method] {
 			return methodNotAllowed(ex, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
@@ -219,6 +225,39 @@ func (rt *Router) Handle(ex *Exchange, next func(*Exchange) error) error {
 		return next(ex)
 	}
 	return Errorf(http.StatusNotFound, TypeNotFound, "unknown_endpoint", nil, "unknown endpoint")
+}
+
+// APIMCP is the route kind of an MCP server behind warden: the Streamable
+// HTTP transport (MCP 2025-06-18, "Transports") at exactly the route's
+// prefix. The router names the HTTP-level action; the MCP stage
+// (internal/mcp) refines a POST's action from the JSON-RPC method.
+const APIMCP = "mcp"
+
+// MCP actions the router sets. A POST starts as ActionMCPMessage and the
+// MCP stage replaces it with the method's action (mcp.tools.call, ...).
+const (
+	ActionMCPMessage = "mcp.message"     // POST: one JSON-RPC message
+	ActionMCPStream  = "mcp.stream"      // GET: the server-initiated SSE stream
+	ActionMCPEnd     = "mcp.session.end" // DELETE: end the session
+)
+
+// routeMCP matches a request on an MCP route: the endpoint is the prefix
+// itself (one MCP endpoint per route), with POST, GET or DELETE.
+func routeMCP(ex *Exchange, suffix string, next func(*Exchange) error) error {
+	if suffix != "" {
+		return Errorf(http.StatusNotFound, TypeNotFound, "unknown_endpoint", nil, "unknown endpoint")
+	}
+	switch ex.Request.Method {
+	case http.MethodPost:
+		ex.Action = ActionMCPMessage
+	case http.MethodGet:
+		ex.Action = ActionMCPStream
+	case http.MethodDelete:
+		ex.Action = ActionMCPEnd
+	default:
+		return methodNotAllowed(ex, "DELETE, GET, POST")
+	}
+	return next(ex)
 }
 
 func methodNotAllowed(ex *Exchange, allow string) error {

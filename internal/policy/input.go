@@ -76,6 +76,19 @@ type ResourceInput struct {
 	Model   string `json:"model"` // model named in the request body, "" if none
 	Stream  bool   `json:"stream"`
 	Tool    string `json:"tool"` // MCP tool named by the request, "" if none
+	// Arguments are the arguments of an MCP tools/call or prompts/get, {}
+	// if none: the JSON object the agent sent, numbers exact.
+	Arguments map[string]any `json:"arguments"`
+}
+
+// MarshalJSON encodes absent arguments as {}, as Value does.
+func (r ResourceInput) MarshalJSON() ([]byte, error) {
+	type plain ResourceInput
+	q := plain(r)
+	if q.Arguments == nil {
+		q.Arguments = map[string]any{}
+	}
+	return json.Marshal(q)
 }
 
 // ContextInput is the circumstance of the request. Unix, Weekday, Hour and
@@ -243,6 +256,9 @@ func newInput(ex *gateway.Exchange, opts InputOptions, use *fieldSet) (Input, er
 	if ex.Request.URL != nil {
 		in.Resource.Path = ex.Request.URL.Path
 	}
+	if ex.MCP != nil {
+		in.Resource.Arguments = ex.MCP.Arguments
+	}
 	if r := ex.Route; r != nil {
 		in.Resource.Route, in.Resource.Segment, in.Resource.API = r.Name, r.Segment, r.API
 	}
@@ -387,6 +403,9 @@ func ParseInput(r io.Reader) (Input, error) {
 	if _, err := postureTerm(c.Posture); err != nil {
 		return Input{}, fmt.Errorf("policy: input: %w", err)
 	}
+	if _, err := argumentsTerm(in.Resource.Arguments); err != nil {
+		return Input{}, fmt.Errorf("policy: input: %w", err)
+	}
 	return in, nil
 }
 
@@ -432,6 +451,7 @@ var (
 	kModel         = ast.StringTerm("model")
 	kStream        = ast.StringTerm("stream")
 	kTool          = ast.StringTerm("tool")
+	kArguments     = ast.StringTerm("arguments")
 	kTime          = ast.StringTerm("time")
 	kUnix          = ast.StringTerm("unix")
 	kWeekday       = ast.StringTerm("weekday")
@@ -533,6 +553,13 @@ func (in *Input) value(use *fieldSet) (ast.Value, error) {
 		b.add(fModel, kModel, func() *ast.Term { return a.str(r.Model) })
 		b.add(fStream, kStream, func() *ast.Term { return ast.InternedTerm(r.Stream) })
 		b.add(fTool, kTool, func() *ast.Term { return a.str(r.Tool) })
+		if use[fArguments] {
+			args, err := argumentsTerm(r.Arguments)
+			if err != nil {
+				return nil, err
+			}
+			b.add(fArguments, kArguments, func() *ast.Term { return args })
+		}
 		top = append(top, ast.Item(kResource, b.term()))
 	}
 	if use[fContext] {
@@ -631,6 +658,18 @@ func postureTerm(p map[string]any) (*ast.Term, error) {
 	v, err := ast.InterfaceToValue(p)
 	if err != nil {
 		return nil, fmt.Errorf("context.posture: %w", err)
+	}
+	return ast.NewTerm(v), nil
+}
+
+// argumentsTerm converts MCP arguments; nil and empty are {}.
+func argumentsTerm(args map[string]any) (*ast.Term, error) {
+	if len(args) == 0 {
+		return ast.InternedEmptyObject, nil
+	}
+	v, err := ast.InterfaceToValue(args)
+	if err != nil {
+		return nil, fmt.Errorf("resource.arguments: %w", err)
 	}
 	return ast.NewTerm(v), nil
 }

@@ -76,7 +76,7 @@ func TestNewInput(t *testing.T) {
 		`"auth_method":"api_key","credential_id":"key_01","auth_time":"2025-06-02T09:59:00Z","expires_at":"2025-06-08T00:00:00Z",` +
 		`"scopes":["inference:chat.completions"],"issuer":"","groups":["ml-team"],"roles":["approver"],"mfa":true,"workload":""},` +
 		`"action":"chat.completions",` +
-		`"resource":{"route":"openai","segment":"inference","api":"openai","method":"POST","path":"/v1/chat/completions","model":"gpt-4o-mini","stream":true,"tool":"search"},` +
+		`"resource":{"route":"openai","segment":"inference","api":"openai","method":"POST","path":"/v1/chat/completions","model":"gpt-4o-mini","stream":true,"tool":"search","arguments":{}},` +
 		`"context":{"time":"2025-06-07T21:30:15Z","unix":1749331815,"weekday":"Sat","hour":21,` +
 		`"timezone":"Europe/Berlin","local_time":"2025-06-07T23:30:15+02:00","local_weekday":"Sat","local_hour":23,` +
 		`"source_ip":"10.0.0.7","networks":["all","corp"],` +

@@ -39,6 +39,7 @@ const (
 	fModel
 	fStream
 	fTool
+	fArguments
 
 	fTime // context
 	fUnix
@@ -88,7 +89,7 @@ var inputSections = map[string]struct {
 	"action": {fAction, nil},
 	"resource": {fResource, map[string]field{
 		"route": fRoute, "segment": fSegment, "api": fAPI, "method": fMethod, "path": fPath,
-		"model": fModel, "stream": fStream, "tool": fTool,
+		"model": fModel, "stream": fStream, "tool": fTool, "arguments": fArguments,
 	}},
 	"context": {fContext, map[string]field{
 		"time": fTime, "unix": fUnix, "weekday": fWeekday, "hour": fHour, "timezone": fTimezone,

@@ -181,6 +181,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	wireGuards(guards, authorize, proxy)
+	mcpGateway, err := s.buildMCP(cfg, guards, authorize, proxy) // internal/server/mcp.go; nil: no mcp route
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	if s.limits, err = s.buildLimits(wctx, cfg, authorize); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -197,12 +201,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 			auditStage,
 			observe, // behaviour: observes every outcome once the rest of the chain has returned
 			router,
+		}
+		stages = append(stages, mcpErrorStages(mcpGateway)...) // MCP routes: refusals as JSON-RPC errors
+		stages = append(stages,
 			identify,
 			sanctions, // quarantine and require_mfa before anything else; ex.Sanctions
 			&gateway.BodyReader{MaxBytes: l.MaxBodyBytes},
+		)
+		stages = append(stages, mcpMessageStages(mcpGateway)...) // MCP routes: parse, action, tool, arguments, session binding
+		stages = append(stages,
 			assessStage, // ex.Assessment: posture, geo, risk; strips the posture header
 			grants,      // ex.Grants: the principal's active just-in-time grants
-		}
+		)
 		stages = append(stages, guardStages(guards)...) // ex.Findings of the request body
 		stages = append(stages, authorize)
 		stages = append(stages, limitStages(s.limits)...) // requests and token budgets per principal

@@ -30,6 +30,7 @@ request := {
 		"model": "gpt-4o-mini",
 		"stream": false,
 		"tool": "",
+		"arguments": {},
 	},
 	"context": {
 		"time": "2025-06-02T10:00:00Z",

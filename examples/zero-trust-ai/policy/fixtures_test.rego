@@ -36,6 +36,7 @@ request(id, kind, action, resource, networks) := {
 			"model": "",
 			"stream": false,
 			"tool": "",
+			"arguments": {},
 		},
 		resource,
 	),

@@ -1,0 +1,209 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/warden-ai/warden/internal/gateway"
+	"github.com/warden-ai/warden/internal/guard"
+	"github.com/warden-ai/warden/internal/guard/sse"
+)
+
+// scanResult passes every string of a result (tool content, resource
+// contents, prompt messages) through the DLP scanner and every "text" through
+// the injection detector as third-party content, then carries out the
+// exchange's mask rules: a blocked finding returns blocked, masked and
+// hashed ones rewrite the string in place (changed). Findings are recorded
+// in ex.Findings as found in the tool result.
+func (g *Gateway) scanResult(ex *gateway.Exchange, result map[string]json.RawMessage) (changed bool, blocked, err error) {
+	if g.Scanner == nil && g.Injection == nil {
+		return false, nil, nil
+	}
+	var pol *guard.Policy
+	if len(ex.Obligations.Mask) > 0 {
+		if pol, err = guard.NewPolicy(ex.Obligations.Mask, g.Key); err != nil {
+			return false, nil, err // a rule warden cannot carry out: fail closed
+		}
+	}
+	base := 0
+	var all []guard.Finding
+	var walk func(v any, key string) any
+	walk = func(v any, key string) any {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				x[k] = walk(e, k)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = walk(e, key)
+			}
+		case string:
+			if key == "type" || key == "mimeType" || key == "blob" || x == "" {
+				return x
+			}
+			text := []byte(x)
+			fs := g.scanText(text, key == "text")
+			if len(fs) == 0 {
+				base += len(text)
+				return x
+			}
+			if berr := pol.Decide(fs); berr != nil && blocked == nil {
+				blocked = berr
+			}
+			out := x
+			if blocked == nil && pol.Rewrites() {
+				if rewritten := pol.Apply(nil, text, fs); !bytes.Equal(rewritten, text) {
+					out, changed = string(rewritten), true
+				}
+			}
+			for _, f := range fs {
+				f.Start, f.End = f.Start+base, f.End+base
+				all = append(all, f)
+			}
+			base += len(text)
+			return out
+		}
+		return v
+	}
+	for k, raw := range result {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		if derr := dec.Decode(&v); derr != nil {
+			return false, nil, mcpErr(http.StatusBadGateway, CodeBadUpstream, derr, "the MCP server sent an invalid result")
+		}
+		before := changed
+		changed = false
+		nv := walk(v, k)
+		if changed {
+			b, merr := json.Marshal(nv)
+			if merr != nil {
+				return false, nil, merr
+			}
+			result[k] = b
+		}
+		changed = changed || before
+	}
+	ex.Findings = guard.AppendGateway(ex.Findings, guard.WhereToolResult, all)
+	if blocked != nil {
+		return false, blocked, nil
+	}
+	return changed, nil, nil
+}
+
+// scanText runs the scanner and, for content texts, the injection
+// detector over text.
+func (g *Gateway) scanText(text []byte, content bool) []guard.Finding {
+	var fs []guard.Finding
+	if g.Scanner != nil {
+		fs = g.Scanner.Scan(text)
+	}
+	if content && g.Injection != nil {
+		if v := g.Injection(text); v.Attack {
+			s, e := len(text), 0
+			for _, sp := range v.Spans {
+				if sp.Start < 0 || sp.End > len(text) || sp.Start >= sp.End {
+					continue
+				}
+				s, e = min(s, sp.Start), max(e, sp.End)
+			}
+			if s >= e {
+				s, e = 0, len(text)
+			}
+			score := v.Score
+			if !(score >= 0) {
+				score = 0
+			}
+			fs = append(fs, guard.Finding{Guard: guard.GuardInjection, Type: guard.TypeIndirectInjection,
+				Class: guard.ClassInjection, Start: s, End: e, Score: min(score, 1)})
+		}
+	}
+	return fs
+}
+
+// sseRewriter passes an SSE response through Gateway.handle event by event.
+// Comments and events without data pass unchanged; a message warden cannot
+// parse ends the stream with a JSON-RPC error for the exchange's request.
+type sseRewriter struct {
+	src io.ReadCloser
+	g   *Gateway
+	ex  *gateway.Exchange
+	max int
+
+	p    sse.Parser
+	buf  []byte
+	out  []byte
+	done bool
+	err  error // why the stream ended early, for the log
+}
+
+func (r *sseRewriter) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		if r.done {
+			return 0, io.EOF
+		}
+		if r.buf == nil {
+			r.buf = make([]byte, 16<<10)
+			r.p.MaxEventBytes = r.max
+		}
+		n, err := r.src.Read(r.buf)
+		if n > 0 {
+			if ferr := r.p.Feed(r.buf[:n], r.event); ferr != nil {
+				r.fail(ferr)
+			}
+		}
+		if err != nil && !r.done {
+			r.p.End()
+			r.done = true
+			if err != io.EOF {
+				r.err = err
+			}
+		}
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+var errStopped = errors.New("mcp: stream stopped")
+
+func (r *sseRewriter) event(ev *sse.Event) error {
+	if r.done {
+		return errStopped
+	}
+	if ev.IsComment || !ev.HasData {
+		r.out = sse.AppendEvent(r.out, ev)
+		return nil
+	}
+	data, err := r.g.handle(r.ex, ev.Data)
+	if err != nil {
+		r.fail(err)
+		return errStopped
+	}
+	r.out = sse.AppendEvent(r.out, &sse.Event{Type: ev.Type, ID: ev.ID, HasID: ev.HasID, Retry: ev.Retry,
+		Data: data, HasData: true})
+	return nil
+}
+
+// fail ends the stream: the exchange's request gets a JSON-RPC error (so
+// the client does not wait for an answer that will not come).
+func (r *sseRewriter) fail(err error) {
+	if r.done {
+		return
+	}
+	if !errors.Is(err, errStopped) {
+		r.err = err
+	}
+	r.done = true
+	if r.ex.MCP != nil && r.ex.MCP.ID != nil {
+		msg := ErrorResponse(r.ex.MCP.ID, CodeUnavailable, "the MCP server's stream was ended or refused by warden",
+			gateway.TypeUpstream, CodeBadUpstream, r.ex.ID)
+		r.out = sse.AppendEvent(r.out, &sse.Event{Data: msg, HasData: true, Retry: -1})
+	}
+}
+
+func (r *sseRewriter) Close() error { return r.src.Close() }
