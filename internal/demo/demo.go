@@ -85,6 +85,13 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 	deadAddr := deadLn.Addr().String()
 	deadLn.Close()
 
+	// The MCP server an agent reaches through warden.
+	tools, err := startToolServer()
+	if err != nil {
+		return false, err
+	}
+	defer tools.Close()
+
 	// 3. Config and policy files, written to dir and loaded by the real loader.
 	if err := copyPolicy(filepath.Join(dir, "policy")); err != nil {
 		return false, err
@@ -92,11 +99,14 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 	if err := os.WriteFile(filepath.Join(dir, "policy", "guards.rego"), []byte(guardsPolicy), 0o600); err != nil {
 		return false, fmt.Errorf("demo: %w", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "policy", "mcp.rego"), []byte(mcpPolicy), 0o600); err != nil {
+		return false, fmt.Errorf("demo: %w", err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "upstream.key"), []byte(upstreamKey+"\n"), 0o600); err != nil {
 		return false, fmt.Errorf("demo: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "warden.yaml")
-	cfgText := fmt.Sprintf(configTemplate, listen, admin, modelLn.Addr(), deadAddr)
+	cfgText := fmt.Sprintf(configTemplate, listen, admin, modelLn.Addr(), deadAddr, tools.addr)
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return false, fmt.Errorf("demo: %w", err)
 	}
@@ -121,6 +131,12 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 	// A credential that "someone else" got hold of: it may list models and
 	// starts probing for what else it can do.
 	probeKey, _, err := keys.Create("demo-probe", "service", []string{"inference:models.list"}, 24*time.Hour)
+	if err != nil {
+		return false, fmt.Errorf("demo: %w", err)
+	}
+
+	// An AI agent's credential: it may speak MCP and call one tool.
+	agentKey, _, err := keys.Create("demo-agent", "agent", agentScopes, 24*time.Hour)
 	if err != nil {
 		return false, fmt.Errorf("demo: %w", err)
 	}
@@ -162,6 +178,7 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 	fmt.Fprintf(out, "  gateway  %s (TLS, self-signed certificate in %s)\n", base, certPath)
 	fmt.Fprintf(out, "  admin    http://%s/metrics  /healthz  /readyz\n", srv.AdminAddr())
 	fmt.Fprintf(out, "  model    stand-in at http://%s (requires warden's upstream credential)\n", modelLn.Addr())
+	fmt.Fprintf(out, "  tools    MCP server at http://%s, through warden at %s/mcp/\n", tools.addr, base)
 	fmt.Fprintf(out, "  logs     %s\n\n", filepath.Join(dir, "warden.log"))
 
 	prompt := "Summarise zero trust for AI in one sentence."
@@ -291,6 +308,7 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 		t.detail("200 text/event-stream, %d events, then event: error (%s), no [DONE]", events, code)
 		return nil
 	})
+	t.mcpSteps(agentKey, tools)
 	t.step("a burst of denied requests is an anomaly: the credential is quarantined (behaviour + playbook)", func() error {
 		if err := t.expect("GET", "/v1/models", probeKey, "", 200, ""); err != nil {
 			return err
@@ -335,6 +353,9 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 				for _, f := range r.Findings {
 					found[f.Where+":"+f.Type+":"+f.Action] = true
 				}
+				if r.Action == "mcp.tools.call" && r.Resource != nil && r.Resource.ArgumentsSHA256 != "" {
+					found[fmt.Sprintf("mcp:%s:%d", r.Resource.Tool, r.Status)] = true
+				}
 				return nil
 			}); err != nil {
 				return err
@@ -354,12 +375,18 @@ func Run(ctx context.Context, opts Options) (ok bool, err error) {
 				if denied == 0 {
 					return errors.New("no denial was audited")
 				}
+				for _, want := range []string{"mcp:" + demoAllowedTool + ":200", "mcp:" + demoForbiddenTool + ":403"} {
+					if !found[want] {
+						return fmt.Errorf("no tools/call record %s (with an argument digest) was audited", strings.TrimPrefix(want, "mcp:"))
+					}
+				}
 				for _, want := range []string{"request:injection:blocked", "request:indirect_injection:blocked", "response:canary_leak:blocked"} {
 					if !found[want] {
 						return fmt.Errorf("no %s finding was audited", want)
 					}
 				}
 				t.detail("findings audited as types and spans: injection, indirect_injection, canary_leak, email, …")
+				t.detail("tool calls audited with the tool and a digest of the arguments, never the arguments")
 				return nil
 			}
 			if time.Now().After(deadline) {
@@ -414,6 +441,17 @@ routes:
       url: http://%s/v1
       timeout: 2s
       dial_timeout: 1s
+  - name: tools
+    prefix: /mcp/
+    api: mcp
+    segment: tools
+    upstream:
+      url: http://%s/
+      timeout: 10s
+mcp:
+  pins:
+    mode: tofu
+    path: data/mcp-pins.json
 keys:
   path: data/keys.json
 policy:

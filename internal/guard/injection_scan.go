@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -131,6 +132,9 @@ func jsonTexts(body []byte, opt RequestTextOptions) ([]Text, error) {
 	if !utf8.Valid(body) {
 		return nil, errNotUTF8()
 	}
+	if strings.HasPrefix(opt.Action, mcpActionPrefix) {
+		return mcpTexts(body, opt.Action)
+	}
 	docFields := make(map[string]bool, len(opt.DocumentFields))
 	for _, f := range opt.DocumentFields {
 		docFields[f] = true
@@ -228,6 +232,40 @@ func jsonTexts(body []byte, opt RequestTextOptions) ([]Text, error) {
 		out = append(out, Text{Kind: kind, Start: c.s, End: c.e})
 	}
 	return out, nil
+}
+
+// mcpActionPrefix starts the gateway actions of MCP messages (api: mcp).
+const mcpActionPrefix = "mcp."
+
+// mcpArgumentActions are the MCP actions whose params.arguments reach a
+// tool or prompt template: tools/call and prompts/get.
+var mcpArgumentActions = map[string]bool{"mcp.tools.call": true, "mcp.prompts.get": true}
+
+// mcpTexts reads an MCP message (a JSON-RPC request of an agent to a tool
+// server, docs/mcp.md). Nothing in it is a user's prompt to a model: the
+// agent writes tool arguments, and where they came from is unknown (the
+// user, a model, an earlier tool result). So every non-empty string value
+// under params.arguments of a tools/call or prompts/get, at any depth, is
+// scored as third-party content (KindDocument, TypeIndirectInjection): the
+// document detector, tuned for text that is not the caller's instruction,
+// still catches instructions planted in what a tool will act on or store.
+// The names and the protocol's own members (method, name, clientInfo, …)
+// are not text; other MCP messages have none. The tool's results are
+// scored as documents by the MCP gateway.
+func mcpTexts(body []byte, action string) ([]Text, error) {
+	if !mcpArgumentActions[action] {
+		return nil, walkJSON(body, func([]pathElem, jsonValue) error { return nil })
+	}
+	var out []Text
+	err := walkJSON(body, func(p []pathElem, v jsonValue) error {
+		if v.kind != jString || v.s == v.e || len(p) < 3 || p[0].key == nil || p[1].key == nil ||
+			string(p[0].key) != "params" || string(p[1].key) != "arguments" {
+			return nil
+		}
+		out = append(out, Text{Kind: KindDocument, Start: v.s, End: v.e})
+		return nil
+	})
+	return out, err
 }
 
 // InjectionGuard scores the texts of a request with a prompt-injection

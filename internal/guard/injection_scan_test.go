@@ -75,6 +75,19 @@ func TestRequestTexts(t *testing.T) {
 		{"empty strings skipped", "chat.completions", `{"messages":[{"role":"user","content":""}]}`, nil, nil},
 		{"unknown shape", "http.post", `{"a":{"b":"c"},"d":["e"]}`, nil, nil},
 		{"scalar root", "http.post", `"content"`, nil, nil},
+		// MCP: tool-call arguments are documents, whatever their member
+		// names; the protocol's own members and other messages are not text.
+		{"mcp tools/call arguments", "mcp.tools.call",
+			`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"a","opts":{"to":["x@y"]},"n":3,"e":""},"_meta":{"content":"m"}}}`,
+			nil, []string{"document:a", "document:x@y"}},
+		{"mcp prompts/get arguments", "mcp.prompts.get",
+			`{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{"topic":"t"}}}`,
+			nil, []string{"document:t"}},
+		{"mcp initialize has no text", "mcp.initialize",
+			`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","clientInfo":{"name":"content","title":"prompt"},"capabilities":{}}}`,
+			nil, nil},
+		{"mcp response has no text", "mcp.response",
+			`{"jsonrpc":"2.0","id":1,"result":{"content":{"type":"text","text":"model says"}}}`, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +99,30 @@ func TestRequestTexts(t *testing.T) {
 	}
 	if got := texts(t, "http.post", guard.FormatText, "plain text"); len(got) != 1 || got[0] != "prompt:plain text" {
 		t.Fatalf("text body: %q", got)
+	}
+}
+
+// TestMCPToolCallNotAPrompt: a plain tool call (once flagged as a prompt
+// injection on an MCP route because "text" is a prompt member of the
+// OpenAI shapes) is not scored as the caller's prompt; an instruction
+// planted in its arguments is still found, as an indirect injection.
+func TestMCPToolCallNotAPrompt(t *testing.T) {
+	g := &guard.InjectionGuard{
+		Prompt:   func([]byte) guard.Verdict { return guard.Verdict{Score: 1, Attack: true} }, // flags everything
+		Document: fakeDetector("PLANTED"),
+	}
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"a"}}}`)
+	fs, err := g.ScanRequest("mcp.tools.call", guard.FormatJSON, body)
+	if err != nil || len(fs) != 0 {
+		t.Fatalf("plain tool call: findings %+v, err %v", fs, err)
+	}
+	body = []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"send","arguments":{"body":"hi PLANTED"}}}`)
+	fs, err = g.ScanRequest("mcp.tools.call", guard.FormatJSON, body)
+	if err != nil || len(fs) != 1 || fs[0].Type != guard.TypeIndirectInjection || string(body[fs[0].Start:fs[0].End]) != "PLANTED" {
+		t.Fatalf("planted argument: findings %+v, err %v", fs, err)
+	}
+	if _, err := g.ScanRequest("mcp.initialize", guard.FormatJSON, []byte(`{"a":`)); err == nil {
+		t.Fatal("bad JSON on an MCP route: no error")
 	}
 }
 

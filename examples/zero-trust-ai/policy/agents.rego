@@ -86,7 +86,7 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	input.action == "tools.call"
+	catalog.tool_call_actions[input.action]
 	input.principal.kind == "user"
 	not lib.record.tools[input.resource.tool]
 	lib.known
@@ -94,7 +94,7 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	input.action == "tools.call"
+	catalog.tool_call_actions[input.action]
 	input.principal.kind == "agent"
 	not lib.record.tools[input.resource.tool]
 	lib.known
@@ -102,11 +102,38 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	input.action == "tools.call"
+	catalog.tool_call_actions[input.action]
 	input.principal.kind == "agent"
 	not lib.user.tools[input.resource.tool]
 	lib.user
 	msg := sprintf("tool %q is not granted to %s, for whom agent %s acts", [input.resource.tool, input.principal.on_behalf_of, input.principal.id])
+}
+
+# --- tool arguments ------------------------------------------------------------
+
+# Argument constraint: read_file reads only inside the workspace of the user
+# the call is for (the caller's own; for an agent, its user's), and never
+# climbs out of it with "..". warden puts a tools/call's arguments in
+# input.resource.arguments. The rule binds the argument, so the list check
+# (warden asks with no arguments) still shows the tool, and every call is
+# checked; a path that is not a string, or a user without a workspace, is
+# denied. Reasons are audited: the sentence never echoes the argument.
+deny contains "read_file is limited to the workspace of the user the call is for" if {
+	catalog.tool_call_actions[input.action]
+	input.resource.tool == "read_file"
+	path := input.resource.arguments.path
+	not in_workspace(path, tool_user.workspace)
+}
+
+# tool_user is the catalog entry of the user a tool call is for.
+tool_user := lib.record if input.principal.kind == "user"
+
+tool_user := lib.user if input.principal.kind == "agent"
+
+in_workspace(path, ws) if {
+	is_string(path)
+	startswith(path, ws)
+	not regex.match(`(^|/)\.\.(/|$)`, path)
 }
 
 # --- token caps ----------------------------------------------------------------

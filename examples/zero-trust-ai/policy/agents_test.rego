@@ -154,3 +154,45 @@ test_agent_embeddings_not_capped if {
 	inp := f.as_agent(f.planner, f.alice, "embeddings", f.embeddings("gpt-4o"))
 	not authz.obligations.max_tokens with input as inp
 }
+
+# --- MCP (warden's gateway: actions mcp.*) ------------------------------------------
+
+test_agent_may_open_an_mcp_session_and_list_tools if {
+	every action in ["mcp.initialize", "mcp.notification", "mcp.tools.list", "mcp.ping", "mcp.session.end"] {
+		f.allowed(f.as_agent(f.planner, f.alice, action, f.mcp_session))
+	}
+	# The triage agent has no tool entitlements: not even a session.
+	f.denied(f.as_agent(f.triage, f.alice, "mcp.initialize", f.mcp_session))
+}
+
+# tools/list shows what this allows: warden asks per tool with no arguments.
+test_agent_mcp_call_only_tools_granted_to_its_user if {
+	f.allowed(f.as_agent(f.planner, f.alice, "mcp.tools.call", f.mcp_call("search", {"q": "zero trust"})))
+	f.allowed(f.as_agent(f.planner, f.alice, "mcp.tools.call", f.tool("read_file")))
+	f.deny_of(f.as_agent(f.planner, f.alice, "mcp.tools.call", f.tool("calendar"))) == {"tool \"calendar\" is not granted to alice@example.org, for whom agent spiffe://ml.example.org/agent/planner acts"}
+	f.deny_of(f.as_agent(f.planner, f.alice, "mcp.tools.call", f.tool("jira"))) == {"tool \"jira\" is not granted to agent spiffe://ml.example.org/agent/planner"}
+	f.denied(f.as_agent(f.planner, f.bob, "mcp.tools.call", f.tool("code_exec")))
+}
+
+test_read_file_limited_to_the_users_workspace if {
+	reason := "read_file is limited to the workspace of the user the call is for"
+	f.allowed(f.as_agent(f.planner, f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": "/srv/workspaces/alice/notes.md"})))
+	f.allowed(f.as_agent(f.planner, f.bob, "mcp.tools.call", f.mcp_call("read_file", {"path": "/srv/workspaces/bob/report.csv"})))
+	f.allowed(f.as_user(f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": "/srv/workspaces/alice/a/b.txt"})))
+
+	# Another user's workspace, outside any workspace, climbing out, not a string.
+	f.deny_of(f.as_agent(f.planner, f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": "/srv/workspaces/bob/report.csv"}))) == {reason}
+	f.denied_because(f.as_agent(f.planner, f.bob, "mcp.tools.call", f.mcp_call("read_file", {"path": "/srv/workspaces/alice/notes.md"})), reason)
+	f.denied_because(f.as_user(f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": "/etc/shadow"})), reason)
+	f.denied_because(f.as_user(f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": "/srv/workspaces/alice/../bob/report.csv"})), reason)
+	f.denied_because(f.as_user(f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": "/srv/workspaces/alice/.."})), reason)
+	f.denied_because(f.as_user(f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": ["/srv/workspaces/alice/x"]})), reason)
+	f.denied_because(f.as_user(f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": "/srv/workspaces/alicex/notes.md"})), reason)
+}
+
+# The reason never echoes the argument: it is audited.
+test_read_file_reason_does_not_echo_the_path if {
+	every msg in f.deny_of(f.as_user(f.alice, "mcp.tools.call", f.mcp_call("read_file", {"path": "/etc/secret-name"}))) {
+		not contains(msg, "secret-name")
+	}
+}

@@ -86,6 +86,13 @@ models_get(model) := {"route": "inference", "segment": "inference", "api": "open
 
 tool(name) := {"route": "tools", "segment": "tools", "api": "mcp", "method": "POST", "path": "/mcp", "tool": name}
 
+# mcp_call is a tools/call of name with arguments, as warden's MCP gateway
+# builds it (input.resource.arguments).
+mcp_call(name, args) := object.union(tool(name), {"arguments": args})
+
+# mcp_session is the MCP route for the protocol's own messages.
+mcp_session := tool("")
+
 mfa_verify := {"route": "warden", "segment": "control", "api": "warden", "method": "POST", "path": "/v1/warden/mfa/verify"}
 
 token_exchange := {"route": "warden", "segment": "control", "api": "warden", "method": "POST", "path": "/v1/warden/token"}

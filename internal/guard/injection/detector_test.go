@@ -377,3 +377,18 @@ func TestEmbeddedModelReproducesValidation(t *testing.T) {
 		t.Errorf("trainer recorded recall %.4f FPR %.4f, detector gives %.4f %.4f", meta.ValRecall, meta.ValFPR, m.Recall(), m.FPR())
 	}
 }
+
+// TestTinyTextsNotFlagged: a text of a character or a word is too short to
+// hold an instruction; the model must not flag it on one n-gram's weight
+// (engine.MinNormFeatures). Tool arguments are often this short.
+func TestTinyTextsNotFlagged(t *testing.T) {
+	d := Default()
+	for _, s := range []string{"a", "A", "I", "x", "ok", "no", "yes", "Hi", "?", "1", "id", "a b", "true", "null", "é", "是"} {
+		if r := d.Detect([]byte(s)); r.Attack {
+			t.Errorf("Detect(%q) = %.3f, an attack", s, r.Score)
+		}
+		if r := d.DetectDocument([]byte(s)); r.Attack {
+			t.Errorf("DetectDocument(%q) = %.3f, an attack", s, r.Score)
+		}
+	}
+}

@@ -17,6 +17,8 @@
 #                 the intersection of its own list and its user's.
 #   tools         users and agents: the MCP tools they may call, intersected
 #                 the same way.
+#   workspace     users: the directory their tools' file arguments must stay
+#                 in (read_file; an agent gets the workspace of its user).
 #   max_tokens    agents: cap on max_tokens (default default_agent_max_tokens).
 #   usual         where and when the principal normally works (scrutiny.rego):
 #                 networks  names of configured networks (context.networks)
@@ -75,12 +77,13 @@ principals := {
 		"home": "workspace",
 		"entitlements": {
 			"inference": {"chat.completions", "completions", "embeddings", "responses", "models.list", "models.get"},
-			"tools": {"tools.call"},
+			"tools": {"tools.call", "mcp.tools.call", "mcp.initialize", "mcp.notification", "mcp.ping", "mcp.tools.list", "mcp.stream", "mcp.session.end", "mcp.response"},
 			"training": {"http.get"},
 			"deployment": {"http.get"},
 		},
 		"models": {"gpt-4o", "gpt-4o-mini", "text-embedding-3-small"},
-		"tools": {"search", "jira"},
+		"tools": {"search", "jira", "read_file"},
+		"workspace": "/srv/workspaces/alice/",
 		"usual": {"networks": {"corp-vpn", "office"}, "countries": {"DE", "NL"}, "hours": {"from": 7, "to": 20}},
 	},
 	# An analyst: chat with the small model and web search, nothing else.
@@ -90,26 +93,28 @@ principals := {
 		"home": "workspace",
 		"entitlements": {
 			"inference": {"chat.completions", "models.list"},
-			"tools": {"tools.call"},
+			"tools": {"tools.call", "mcp.tools.call", "mcp.initialize", "mcp.notification", "mcp.ping", "mcp.tools.list", "mcp.stream", "mcp.session.end", "mcp.response"},
 		},
 		"models": {"gpt-4o-mini"},
-		"tools": {"search"},
+		"tools": {"search", "read_file"},
+		"workspace": "/srv/workspaces/bob/",
 	},
 	# Scenario: an AI agent may call only the models and tools granted to the
 	# user it acts for, and never more than the agent itself is allowed.
 	# The planner may use gpt-4o and gpt-4o-mini and three tools; acting for
 	# alice it gets gpt-4o, gpt-4o-mini and search (alice has no calendar or
 	# code_exec; the planner has no jira); acting for bob, gpt-4o-mini and search.
+	# Both may let it read_file, each only inside their own workspace.
 	"spiffe://ml.example.org/agent/planner": {
 		"kind": "agent",
 		"home": "workspace",
 		"entitlements": {
 			"inference": {"chat.completions", "responses", "models.list"},
-			"tools": {"tools.call"},
+			"tools": {"tools.call", "mcp.tools.call", "mcp.initialize", "mcp.notification", "mcp.ping", "mcp.tools.list", "mcp.stream", "mcp.session.end", "mcp.response"},
 			"control": {"token.exchange"},
 		},
 		"models": {"gpt-4o", "gpt-4o-mini"},
-		"tools": {"search", "calendar", "code_exec"},
+		"tools": {"search", "calendar", "code_exec", "read_file"},
 		"max_tokens": 4096,
 		"usual": {"networks": {"agent-runtime"}, "countries": {"DE"}, "hours": {"from": 0, "to": 24}},
 	},

@@ -10,7 +10,7 @@ package zt.catalog
 #   training    training data and training jobs (api http)
 #   inference   model serving (api openai)
 #   deployment  deployment configuration and rollouts (api http)
-#   tools       MCP tool servers agents call (action tools.call)
+#   tools       MCP tool servers agents call (api mcp: actions mcp.*)
 #   control     warden's own endpoints: token exchange, MFA step-up, grants, sanctions
 segments := {"training", "inference", "deployment", "tools", "control"}
 
@@ -38,8 +38,13 @@ flows := {
 	"workspace": {
 		# Use the served models.
 		"inference": {"chat.completions", "completions", "embeddings", "responses", "models.list", "models.get"},
-		# Call MCP tools.
-		"tools": {"tools.call"},
+		# Speak MCP to the tool servers (the session, tools/list) and call
+		# their tools. Which tools, and with which arguments: agents.rego.
+		"tools": {
+			"mcp.tools.call", "mcp.initialize", "mcp.notification", "mcp.ping", "mcp.tools.list",
+			"mcp.stream", "mcp.session.end", "mcp.response",
+			"tools.call", # the name of a tool call before warden's MCP gateway (tool_call_actions)
+		},
 		# Data scientists may read (never write) training data; writes go
 		# through the training service's pipeline.
 		"training": {"http.get"},
@@ -60,6 +65,13 @@ flows := {
 # model_actions name a model (resource.model); for them the model must be
 # granted to a human caller and, for an agent, to the agent and its user.
 model_actions := {"chat.completions", "completions", "embeddings", "responses", "models.get"}
+
+# tool_call_actions call a tool (resource.tool): the tool must be granted to
+# a human caller and, for an agent, to the agent and its user. tools/list
+# answers show only such tools (warden asks policy per tool, with no
+# arguments). "tools.call" is kept for inputs written before warden's MCP
+# gateway, which names a call mcp.tools.call.
+tool_call_actions := {"mcp.tools.call", "tools.call"}
 
 # generative_actions produce tokens; agents get a max_tokens cap on them.
 generative_actions := {"chat.completions", "completions", "responses"}

@@ -32,6 +32,14 @@ type Config struct {
 	PromptWindows bool
 }
 
+// MinNormFeatures is the fewest features √F normalisation divides by. With
+// √F, a span of one or two features (a lone word such as "a") would carry
+// each feature's weight almost undivided, so a single n-gram that leans
+// "attack" could flag it; such a span is too short to hold an instruction,
+// and the model must not decide it on that little evidence. Spans of at
+// least this many features (about four characters of text) are unaffected.
+const MinNormFeatures = 16
+
 // NormFactor returns the factor the feature sum of f features is multiplied by.
 func (c Config) NormFactor(f int) float64 {
 	if f <= 0 {
@@ -40,7 +48,7 @@ func (c Config) NormFactor(f int) float64 {
 	if c.Norm == 1 {
 		return 1 / float64(f)
 	}
-	return 1 / math.Sqrt(float64(f))
+	return 1 / math.Sqrt(float64(max(f, MinNormFeatures)))
 }
 
 // Model is a logistic-regression model over hashed features of the folded text plus one
