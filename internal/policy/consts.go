@@ -2,7 +2,6 @@ package policy
 
 import (
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // constNode is a node of the tree of constant rules, keyed by the string
@@ -115,33 +114,3 @@ func (n *constNode) lookup(ref ast.Ref) *constNode {
 	}
 	return n
 }
-
-// constCache is the virtual document cache of one decision. It answers
-// for the constant rules and the folded ones (see foldRules) from their
-// trees, so that OPA uses their values without evaluating them, and keeps
-// everything else in OPA's own cache. Inside a `with` (a pushed frame), it
-// leaves them to OPA: `with` may replace them or what they are made of.
-type constCache struct {
-	topdown.VirtualCache
-	consts *constNode
-	folded *constNode
-	depth  int
-}
-
-func (c *constCache) Push() { c.depth++; c.VirtualCache.Push() }
-
-func (c *constCache) Pop() { c.depth--; c.VirtualCache.Pop() }
-
-func (c *constCache) Get(ref ast.Ref) (*ast.Term, bool) {
-	if c.depth == 0 {
-		if v := c.consts.get(ref); v != nil {
-			return v, false
-		}
-		if n := c.folded.lookup(ref); n != nil && (n.value != nil || n.undefined) {
-			return n.value, n.undefined
-		}
-	}
-	return c.VirtualCache.Get(ref)
-}
-
-var _ topdown.VirtualCache = (*constCache)(nil)

@@ -395,8 +395,12 @@ func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tr
 		// Traced, every rule is evaluated, so the explanation lists the
 		// constant rules a decision used too.
 		q = q.WithQueryTracer(tracer)
-	} else if e.consts != nil || e.folded != nil {
-		q = q.WithVirtualCache(&constCache{consts: e.consts, folded: e.folded, VirtualCache: topdown.NewVirtualCache()})
+	} else {
+		// The cache answers for the constant and folded rules, and is
+		// reused by the next decision once this one is read.
+		cache := newDecisionCache(e.consts, e.folded)
+		defer cache.release()
+		q = q.WithVirtualCache(cache)
 	}
 	var out output
 	n := 0

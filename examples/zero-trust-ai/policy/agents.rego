@@ -37,23 +37,14 @@ deny contains msg if {
 
 # --- entitlements ------------------------------------------------------------
 
-# Acting for a user: the intersection of the two entitlements.
+# Acting for a user: the intersection of the two entitlements. On its own:
+# only the solo actions, and only if the agent is entitled. Both are in
+# lib.delegation_grounds, keyed by agent, user ("" for itself), segment and
+# action: one lookup checks that the agent and its user are registered and
+# entitled.
 grounds contains msg if {
 	input.principal.kind == "agent"
-	lib.record.entitlements[input.resource.segment][input.action]
-	lib.user.entitlements[input.resource.segment][input.action]
-	lib.known
-	msg := sprintf("delegation: agent %s acting for %s; both are entitled to %s on segment %s", [input.principal.id, input.principal.on_behalf_of, input.action, input.resource.segment])
-}
-
-# On its own: only the solo actions, and only if the agent is entitled.
-grounds contains msg if {
-	input.principal.kind == "agent"
-	input.principal.on_behalf_of == ""
-	catalog.agent_solo_actions[input.resource.segment][input.action]
-	lib.record.entitlements[input.resource.segment][input.action]
-	lib.known
-	msg := sprintf("entitlement: agent %s may %s on segment %s for itself", [input.principal.id, input.action, input.resource.segment])
+	msg := lib.delegation_grounds[input.principal.id][input.principal.on_behalf_of][input.resource.segment][input.action]
 }
 
 # --- models and tools ----------------------------------------------------------
@@ -68,18 +59,23 @@ deny contains msg if {
 	msg := sprintf("model %q is not granted to user %s", [input.resource.model, input.principal.id])
 }
 
+# An agent names only models granted to it and, acting for a user, to the
+# user as well. lib.delegated_models holds what both lists allow; only a
+# model outside it needs the rules that say which list it is missing from.
 deny contains msg if {
 	input.principal.kind == "agent"
 	catalog.model_actions[input.action]
+	not lib.delegated_models[input.principal.id][input.principal.on_behalf_of][input.resource.model]
+	some msg in agent_model_denials
+}
+
+agent_model_denials contains msg if {
 	not lib.record.models[input.resource.model]
 	lib.known
 	msg := sprintf("model %q is not granted to agent %s", [input.resource.model, input.principal.id])
 }
 
-# An agent acting for a user: the model must be granted to the user as well.
-deny contains msg if {
-	input.principal.kind == "agent"
-	catalog.model_actions[input.action]
+agent_model_denials contains msg if {
 	not lib.user.models[input.resource.model]
 	lib.user
 	msg := sprintf("model %q is not granted to %s, for whom agent %s acts", [input.resource.model, input.principal.on_behalf_of, input.principal.id])
@@ -93,17 +89,21 @@ deny contains msg if {
 	msg := sprintf("tool %q is not granted to user %s", [input.resource.tool, input.principal.id])
 }
 
+# The same for tools (lib.delegated_tools).
 deny contains msg if {
-	catalog.tool_call_actions[input.action]
 	input.principal.kind == "agent"
+	catalog.tool_call_actions[input.action]
+	not lib.delegated_tools[input.principal.id][input.principal.on_behalf_of][input.resource.tool]
+	some msg in agent_tool_denials
+}
+
+agent_tool_denials contains msg if {
 	not lib.record.tools[input.resource.tool]
 	lib.known
 	msg := sprintf("tool %q is not granted to agent %s", [input.resource.tool, input.principal.id])
 }
 
-deny contains msg if {
-	catalog.tool_call_actions[input.action]
-	input.principal.kind == "agent"
+agent_tool_denials contains msg if {
 	not lib.user.tools[input.resource.tool]
 	lib.user
 	msg := sprintf("tool %q is not granted to %s, for whom agent %s acts", [input.resource.tool, input.principal.on_behalf_of, input.principal.id])
@@ -140,10 +140,8 @@ in_workspace(path, ws) if {
 
 # An agent's generative calls are capped at the smaller of its own cap and
 # the model's; warden lowers the request's max_tokens to it.
-obligations["max_tokens"] := agent_max_tokens if input.principal.kind == "agent"
-
-agent_max_tokens := min([own, object.get(catalog.model_max_tokens, input.resource.model, own)]) if {
+obligations["max_tokens"] := min([own, object.get(catalog.model_max_tokens, input.resource.model, own)]) if {
 	input.principal.kind == "agent"
 	catalog.generative_actions[input.action]
-	own := object.get(lib.record, "max_tokens", catalog.default_agent_max_tokens)
+	own := lib.token_caps[input.principal.id]
 }

@@ -26,6 +26,9 @@
 # Rego evaluates costs about one. So rules that apply only to one kind of
 # caller, action or segment start with `input.<field> == "<constant>"`: OPA's
 # rule index skips them without evaluating anything when that does not hold.
+# Allow reasons are looked up in tables derived from the catalog at load
+# (lib/lib.rego, "tables computed at load"); groups of rare denies sit
+# behind one cheap test (`not allow` below, `not calm` in scrutiny.rego).
 # Rules on the common path start with their cheapest test, and strings are
 # built (sprintf) only in rules that fire.
 package warden.authz
@@ -48,10 +51,11 @@ reasons contains msg if some msg in grounds
 # registered in the catalog (and so have a home segment).
 # The credential's kind must also be the catalog's: a service key presented
 # as an agent (or the reverse) is a misissued credential.
-deny contains msg if {
-	not lib.known
-	msg := unknown_principal
-}
+#
+# Every ground requires a registered principal, so an unknown one is never
+# allowed: its deny sits with the catch-all below, behind `not allow`, which
+# an allowed request passes in one step.
+refusal := unknown_principal if not lib.known
 
 unknown_principal := sprintf("principal %s is registered as a %s but authenticated as a %s", [input.principal.id, lib.record.kind, input.principal.kind]) if {
 	lib.record
@@ -67,14 +71,18 @@ deny contains msg if {
 
 # --- every deny has a reason ---------------------------------------------------
 
-# A registered principal that no rule allowed gets a reason saying so, rather
-# than warden's generic default-deny text. (Unknown principals and routes
-# without a segment already have theirs.)
+# A principal that no rule allowed gets a reason saying why, rather than
+# warden's generic default-deny text: refusal is unknown_principal (above)
+# for one not registered, not_allowed for a registered one. (Routes without
+# a segment already have theirs.)
 deny contains msg if {
 	not allow
+	msg := refusal
+}
+
+refusal := not_allowed if {
 	input.resource.segment != ""
 	lib.known
-	msg := not_allowed
 }
 
 not_allowed := sprintf("agent %s acting for %q: no entitlement of both the agent and the user, and no active grant, covers %s on segment %s", [input.principal.id, input.principal.on_behalf_of, input.action, input.resource.segment]) if {
@@ -83,15 +91,10 @@ not_allowed := sprintf("agent %s acting for %q: no entitlement of both the agent
 
 # --- obligations -------------------------------------------------------------
 
-# Requests let through by a JIT grant or under step-up are audited in full.
-# (obligations.require_mfa: scrutiny.rego; max_tokens: agents.rego;
-# mask: data_classes.rego.)
+# Requests let through by a JIT grant or under step-up are audited in full
+# (step-up: scrutiny.rego, with obligations.require_mfa; max_tokens:
+# agents.rego; mask: data_classes.rego).
 obligations["audit_level"] := "full" if {
 	input.grants[0]
 	granted
-}
-
-obligations["audit_level"] := "full" if {
-	input.principal.kind == "user"
-	step_up
 }

@@ -15,7 +15,7 @@
 # the user steps up at /v1/warden/mfa/verify. That endpoint is itself exempt
 # from the step-up, or a user could never reach it.
 #
-# The common path costs one check, lib.usual_context; the sentences saying
+# The common path costs one check, calm (below); the sentences saying
 # which signal fired are built only when it fails.
 package warden.authz
 
@@ -47,47 +47,59 @@ scrutiny if {
 	lib.record
 }
 
+# --- calm: the usual case ----------------------------------------------------------
+
+# calm: the usual context and a risk score below 0.5. Nothing in this file
+# denies, or asks for a step-up, when the request is calm, so every rule
+# here is behind a `not calm` test: the common path costs that one check
+# (one comparison and lib.usual_context's three lookups).
+calm if {
+	input.context.risk < 0.5
+	lib.usual_context
+}
+
+deny contains msg if {
+	not calm
+	some msg in context_denials
+}
+
 # --- risk score ------------------------------------------------------------------
 
 # Risk thresholds (0.5: step-up, 0.8: deny) are literals: comparing with a
-# literal is one evaluation step, looking up a constant costs more. Below
-# 0.5, the usual case, this one comparison is all the risk score costs:
-# risk_denials is evaluated only from 0.5.
-deny contains msg if {
-	input.context.risk >= 0.5
-	some msg in risk_denials
-}
+# literal is one evaluation step, looking up a constant costs more.
 
 # From 0.8: deny everyone.
-risk_denials contains msg if {
+context_denials contains msg if {
 	input.context.risk >= 0.8
 	msg := sprintf("risk score %v of %s is at or above 0.8", [input.context.risk, input.principal.id])
 }
 
 # From 0.5, services and agents have no MFA path: deny. (Users step up,
 # below.)
-risk_denials contains msg if {
+context_denials contains msg if {
 	input.principal.kind == "service"
+	input.context.risk >= 0.5
 	input.context.risk < 0.8
 	msg := sprintf("risk score %v of %s calls for step-up; a service has no MFA path, so the request is denied", [input.context.risk, input.principal.id])
 }
 
-risk_denials contains msg if {
+context_denials contains msg if {
 	input.principal.kind == "agent"
+	input.context.risk >= 0.5
 	input.context.risk < 0.8
 	msg := sprintf("risk score %v of %s calls for step-up; an agent has no MFA path, so the request is denied", [input.context.risk, input.principal.id])
 }
 
 # --- services and agents: no MFA path, deny --------------------------------------
 
-deny contains msg if {
+context_denials contains msg if {
 	input.principal.kind == "service"
 	scrutiny
 	some u in unusual
 	msg := sprintf("%s; a service has no MFA path, so the request is denied", [u])
 }
 
-deny contains msg if {
+context_denials contains msg if {
 	input.principal.kind == "agent"
 	scrutiny
 	some u in unusual
@@ -116,10 +128,14 @@ step_up_endpoint if {
 	input.resource.segment == "control"
 }
 
-# obligations.require_mfa is true (a rule without a value is true).
-obligations["require_mfa"] if {
+# A step-up obliges the user to pass MFA (obligations.require_mfa, true) and
+# has the request audited in full. A calm request stops this rule, and the
+# reasons below, at their second test.
+obligations[key] := value if {
 	input.principal.kind == "user"
+	not calm
 	step_up
+	some key, value in {"require_mfa": true, "audit_level": "full"}
 }
 
 mfa_state := "MFA verified" if input.principal.mfa
@@ -128,15 +144,18 @@ else := "MFA required"
 
 reasons contains msg if {
 	input.principal.kind == "user"
+	not calm
 	step_up
+	some msg in step_up_reasons
+}
+
+step_up_reasons contains msg if {
 	scrutiny
 	some u in unusual
 	msg := sprintf("step-up: %s; %s", [u, mfa_state])
 }
 
-reasons contains msg if {
-	input.principal.kind == "user"
-	step_up
+step_up_reasons contains msg if {
 	input.context.risk >= 0.5
 	msg := sprintf("step-up: risk score %v of %s; %s", [input.context.risk, input.principal.id, mfa_state])
 }

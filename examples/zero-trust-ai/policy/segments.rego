@@ -36,12 +36,12 @@ deny contains msg if {
 # --- entitlements ------------------------------------------------------------
 
 # A user or service is entitled when its catalog entry lists the action for
-# the route's segment. (Agents: agents.rego.)
+# the route's segment. (Agents: agents.rego.) lib.entitlement_grounds holds
+# the reason for every such entry, keyed by kind, principal, segment and
+# action: one lookup checks that the principal is known and entitled.
 grounds contains msg if {
-	input.principal.kind != "agent"
-	lib.record.entitlements[input.resource.segment][input.action]
-	lib.known
-	msg := sprintf("entitlement: %s may %s on segment %s", [input.principal.id, input.action, input.resource.segment])
+	input.principal.kind in {"user", "service"}
+	msg := lib.entitlement_grounds[input.principal.kind][input.principal.id][input.resource.segment][input.action]
 }
 
 # --- self-service on warden's endpoints ----------------------------------------

@@ -46,7 +46,7 @@ usual := object.get(record, "usual", catalog.default_usual)
 # (docs/policy.md, "Writing fast policies"), and a request pays for a lookup, not for this.
 usual_sets[id] := {
 	"networks": object.get(u, "networks", set()),
-	"countries": object.get(u, "countries", set()) | {""},
+	"countries": (object.get(u, "countries", set()) | {""}),
 	"hours": {h | some h in numbers.range(0, 23); in_window(u, h)},
 } if {
 	some id, p in catalog.principals
@@ -88,3 +88,76 @@ in_usual_country if usual_sets[input.principal.id].countries[input.context.geo.c
 
 # at_usual_hour: the local hour is in the caller's usual window.
 at_usual_hour if usual_sets[input.principal.id].hours[input.context.local_hour]
+
+# --- tables computed at load -----------------------------------------------------
+#
+# The rules below read only the catalog, never the request, so warden
+# evaluates each of them once, when it loads the policy (docs/policy.md,
+# "Writing fast policies"): a request pays for one lookup into a table, not
+# for the joins that built it. Each table is keyed so that the lookup also
+# makes the checks its rule in warden.authz would otherwise make one by one
+# (registered, right kind, entitled); a request the table has no entry for
+# goes to the general rules, which give the reasons.
+
+# entitlement_grounds[kind][id][segment][action] is the allow reason of a
+# user or service entitled to action on segment. The path starts with the
+# catalog's kind of the principal, so a lookup with the request's kind is
+# also the check that the principal is known.
+entitlement_grounds[kind][id][segment][action] := sprintf("entitlement: %s may %s on segment %s", [id, action, segment]) if {
+	some id, p in catalog.principals
+	kind := p.kind
+	kind != "agent"
+	some segment, actions in p.entitlements
+	some action in actions
+}
+
+# delegation_grounds[agent][user][segment][action] is the allow reason of
+# an agent acting for a registered user when both are entitled; user "" is
+# the agent acting for itself, which it may only for the solo actions.
+delegation_grounds[id][user][segment][action] := sprintf("delegation: agent %s acting for %s; both are entitled to %s on segment %s", [id, user, action, segment]) if {
+	some id, agent in catalog.principals
+	agent.kind == "agent"
+	some user, u in catalog.principals
+	u.kind == "user"
+	some segment, actions in agent.entitlements
+	some action in actions
+	u.entitlements[segment][action]
+}
+
+delegation_grounds[id][""][segment][action] := sprintf("entitlement: agent %s may %s on segment %s for itself", [id, action, segment]) if {
+	some id, agent in catalog.principals
+	agent.kind == "agent"
+	some segment, actions in catalog.agent_solo_actions
+	some action in actions
+	agent.entitlements[segment][action]
+}
+
+# delegated_models[agent][user] and delegated_tools[agent][user] are the
+# models and tools an agent may name acting for a registered user (in both
+# lists) or, user "", for itself (in its own).
+delegated_models[id][user] := agent.models & u.models if {
+	some id, agent in catalog.principals
+	agent.kind == "agent"
+	some user, u in catalog.principals
+	u.kind == "user"
+}
+
+delegated_models[id][""] := agent.models if {
+	some id, agent in catalog.principals
+	agent.kind == "agent"
+}
+
+delegated_tools[id][user] := agent.tools & u.tools if {
+	some id, agent in catalog.principals
+	agent.kind == "agent"
+	some user, u in catalog.principals
+	u.kind == "user"
+}
+
+delegated_tools[id][""] := agent.tools if {
+	some id, agent in catalog.principals
+	agent.kind == "agent"
+}
+
+# token_caps[id] is the max_tokens cap of a principal's own (agents.rego).
+token_caps[id] := object.get(p, "max_tokens", catalog.default_agent_max_tokens) if some id, p in catalog.principals
