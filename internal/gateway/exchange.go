@@ -185,7 +185,7 @@ type Finding struct {
 	Guard  string  `json:"guard"`            // injection | dlp | canary
 	Type   string  `json:"type"`             // e.g. email, payment_card, aws_access_key, injection, indirect_injection, canary_leak
 	Class  string  `json:"class"`            // data class seen by policy: pii, secret, injection, leak
-	Where  string  `json:"where"`            // request | response | tool_result
+	Where  string  `json:"where"`            // request | response | tool_result | server_message
 	Start  int64   `json:"start"`            // byte offset in the scanned body or stream
 	End    int64   `json:"end"`              // byte offset one past the match
 	Score  float64 `json:"score,omitempty"`  // confidence 0..1

@@ -28,6 +28,9 @@ const (
 	WhereRequest    = "request"
 	WhereResponse   = "response"
 	WhereToolResult = "tool_result"
+	// WhereServerMessage: a message an MCP server sent the client on its
+	// own (a sampling or elicitation request, a notification).
+	WhereServerMessage = "server_message"
 )
 
 // ContextBytes is how much text before a finding a Scanner may look at to

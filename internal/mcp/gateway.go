@@ -294,6 +294,9 @@ func (g *Gateway) InspectResponse(ex *gateway.Exchange, res *http.Response) (fun
 		if err != nil {
 			return nil, err
 		}
+		if out == nil { // a JSON body is the response to the request, nothing else
+			return nil, errNotTheResponse
+		}
 		res.Body = io.NopCloser(bytes.NewReader(out))
 		res.ContentLength = int64(len(out))
 		res.Header.Set("Content-Length", strconv.Itoa(len(out)))
@@ -316,18 +319,31 @@ func (g *Gateway) InspectResponse(ex *gateway.Exchange, res *http.Response) (fun
 // in its place. A message warden cannot parse is refused. The response to
 // the exchange's own request is filtered (lists), pin-checked (tools/list)
 // and scanned (tool results, resource contents, prompts); a blocked result
-// becomes a JSON-RPC error for the same id. Other messages (progress,
-// logging, server requests) pass unchanged.
+// becomes a JSON-RPC error for the same id. The server's own requests and
+// notifications go through serverMessage; a response to any other request
+// is dropped. nil (and no error): drop the message.
 func (g *Gateway) handle(ex *gateway.Exchange, data []byte) ([]byte, error) {
 	m, pe := Parse(data)
 	if pe != nil {
 		return nil, mcpErr(http.StatusBadGateway, CodeBadUpstream, pe, "the MCP server sent an invalid message")
 	}
-	if !m.IsResponse() || m.Error != nil || ex.MCP.ID == nil || !bytes.Equal(bytes.TrimSpace(m.ID), bytes.TrimSpace(ex.MCP.ID)) {
-		return data, nil
+	if !m.IsResponse() {
+		return g.serverMessage(ex, m, data)
 	}
-	var result map[string]json.RawMessage
-	if firstByte(m.Result) != '{' || json.Unmarshal(m.Result, &result) != nil {
+	if ex.MCP.ID == nil || !bytes.Equal(bytes.TrimSpace(m.ID), bytes.TrimSpace(ex.MCP.ID)) {
+		// A stream carries the response to its own request and nothing
+		// else answers: a response to another id (or on the session's
+		// stream) could slip an answer to a request warden never saw.
+		g.dropServerMessage(ex, m, FindingServerResponseUnexpected, "a response that answers no request of this stream")
+		return nil, nil
+	}
+	if m.Error != nil {
+		return g.scanError(ex, m, data)
+	}
+	// The result's members, from a scan of the already validated result
+	// (not a second decode with encoding/json).
+	result, ok := objectMembers(m.Result)
+	if !ok {
 		return nil, mcpErr(http.StatusBadGateway, CodeBadUpstream, nil, "the MCP server sent an invalid result")
 	}
 	var changed bool

@@ -11,8 +11,9 @@
 // only after list filtering, pin checks and the guards, and anything warden
 // cannot parse is refused, never passed on.
 //
-// Why warden parses JSON-RPC itself with encoding/json rather than with the
-// MCP Go SDK: the SDK is an endpoint (client or server) with its own
+// Why warden parses JSON-RPC itself (its own structural scanner, see
+// structure.go, and encoding/json for values) rather than with the MCP Go
+// SDK: the SDK is an endpoint (client or server) with its own
 // session state machine, lenient decoding and goroutines per connection;
 // a gateway must instead see each message exactly once, byte for byte as
 // the server will see it, refuse what is ambiguous (duplicate keys, keys
@@ -89,7 +90,8 @@ func perr(code int, msg string) *ParseError { return &ParseError{Code: code, Mes
 // Parse parses one JSON-RPC 2.0 message. It refuses batches (removed from
 // MCP in 2025-06-18 and a way to multiply one request's work), anything that
 // is not valid UTF-8 JSON, nesting deeper than MaxDepth, and objects with
-// duplicate keys or keys that differ only in case (see checkStructure).
+// duplicate keys or keys that differ only in case (see structScanner).
+// Nothing it returns aliases data.
 func Parse(data []byte) (*Message, *ParseError) {
 	if !utf8.Valid(data) {
 		return nil, perr(CodeParseError, "the message is not valid UTF-8")
@@ -104,88 +106,174 @@ func Parse(data []byte) (*Message, *ParseError) {
 	if trimmed[0] != '{' {
 		return nil, perr(CodeInvalidRequest, "the message must be a JSON object")
 	}
-	if err := checkStructure(data); err != nil {
+	s := newScanner(data)
+	defer s.release()
+	if err := s.run(); err != nil {
 		return nil, err
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, perr(CodeParseError, "the message is not valid JSON")
+	// The top-level members, by name; any other is unknown. Each appears at
+	// most once (duplicates were refused).
+	var jsonrpc, id, method, prm, result, rpcErr json.RawMessage
+	unknown := false
+	setMembers := func() {
+		for i := range s.top {
+			mb := &s.top[i]
+			raw := json.RawMessage(s.data[mb.vstart:mb.vend:mb.vend])
+			switch s.keyString(&mb.key) {
+			case "jsonrpc":
+				jsonrpc = raw
+			case "id":
+				id = raw
+			case "method":
+				method = raw
+			case "params":
+				prm = raw
+			case "result":
+				result = raw
+			case "error":
+				rpcErr = raw
+			default:
+				unknown = true
+			}
+		}
+	}
+	setMembers()
+	if result != nil || rpcErr != nil || prm != nil && !isNull(prm) {
+		// What the message returns is sliced from one copy of it (the id
+		// is copied apart below: it lives as long as the exchange).
+		s.data = bytes.Clone(data)
+		setMembers()
 	}
 	m := &Message{}
 	// The id first, so that later errors can name it.
-	if raw, ok := top["id"]; ok {
-		if !validID(raw) {
+	if id != nil {
+		if !validID(id) {
 			return nil, perr(CodeInvalidRequest, "\"id\" must be a string or an integer")
 		}
-		m.ID = raw
+		m.ID = bytes.Clone(id)
 	}
 	fail := func(code int, msg string) (*Message, *ParseError) {
 		return nil, &ParseError{Code: code, Message: msg, ID: m.ID}
 	}
-	for k := range top {
-		switch k {
-		case "jsonrpc", "id", "method", "params", "result", "error":
-		default:
-			return fail(CodeInvalidRequest, "unknown member in the message")
-		}
+	if unknown {
+		return fail(CodeInvalidRequest, "unknown member in the message")
 	}
-	var version string
-	if raw, ok := top["jsonrpc"]; !ok || json.Unmarshal(raw, &version) != nil || version != "2.0" {
+	if v, ok := jsonString(jsonrpc); !ok || v != "2.0" {
 		return fail(CodeInvalidRequest, "\"jsonrpc\" must be \"2.0\"")
 	}
-	if raw, ok := top["method"]; ok {
-		if json.Unmarshal(raw, &m.Method) != nil || m.Method == "" || len(m.Method) > maxMethodBytes {
+	if method != nil {
+		v, ok := jsonString(method)
+		if !ok || v == "" || len(v) > maxMethodBytes {
 			return fail(CodeInvalidRequest, "\"method\" must be a non-empty string")
 		}
-		if _, ok := top["result"]; ok {
+		m.Method = v
+		if result != nil {
 			return fail(CodeInvalidRequest, "a request must not carry \"result\"")
 		}
-		if _, ok := top["error"]; ok {
+		if rpcErr != nil {
 			return fail(CodeInvalidRequest, "a request must not carry \"error\"")
 		}
-		if raw, ok := top["params"]; ok && !isNull(raw) {
-			if firstByte(raw) != '{' {
+		if prm != nil && !isNull(prm) {
+			if prm[0] != '{' {
 				return fail(CodeInvalidParams, "\"params\" must be an object")
 			}
-			if err := json.Unmarshal(raw, &m.Params); err != nil {
-				return fail(CodeInvalidParams, "\"params\" must be an object")
+			m.Params = make(map[string]json.RawMessage, len(s.params))
+			for i := range s.params {
+				mb := &s.params[i]
+				m.Params[s.keyString(&mb.key)] = s.data[mb.vstart:mb.vend:mb.vend]
 			}
 		}
 		return m, nil
 	}
 	// A response.
-	if _, ok := top["params"]; ok {
+	if prm != nil {
 		return fail(CodeInvalidRequest, "a response must not carry \"params\"")
 	}
-	res, hasRes := top["result"]
-	e, hasErr := top["error"]
-	if hasRes == hasErr {
+	if (result != nil) == (rpcErr != nil) {
 		return fail(CodeInvalidRequest, "a message needs a \"method\", or exactly one of \"result\" and \"error\"")
 	}
-	if _, ok := top["id"]; !ok {
+	if id == nil {
 		return fail(CodeInvalidRequest, "a response must carry an \"id\"")
 	}
-	if hasErr && firstByte(e) != '{' {
+	if rpcErr != nil && rpcErr[0] != '{' {
 		return fail(CodeInvalidRequest, "\"error\" must be an object")
 	}
-	m.Result, m.Error = res, e
+	m.Result, m.Error = result, rpcErr
 	return m, nil
 }
 
-// validID reports whether raw is a JSON string or an integer (MCP ids are
-// strings or integers and never null in a request).
-func validID(raw json.RawMessage) bool {
+// jsonString decodes raw, one scanned JSON value, when it is a string.
+// Strings without escapes (almost all) are sliced, not decoded; common
+// method names are not even copied.
+func jsonString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') >= 0 {
+		var v string
+		if json.Unmarshal(raw, &v) != nil {
+			return "", false
+		}
+		return v, true
+	}
+	if v, ok := knownStrings[string(body)]; ok {
+		return v, true
+	}
+	return string(body), true
+}
+
+// knownStrings interns the method names warden knows and the version, so
+// parsing them allocates nothing.
+var knownStrings = func() map[string]string {
+	m := map[string]string{"2.0": "2.0"}
+	for k := range methods {
+		m[k] = k
+	}
+	for _, k := range []string{"notifications/message", "notifications/resources/updated",
+		"notifications/resources/list_changed", "notifications/tools/list_changed",
+		"notifications/prompts/list_changed", "sampling/createMessage", "elicitation/create", "roots/list"} {
+		m[k] = k
+	}
+	return m
+}()
+
+// validID reports whether raw, one scanned JSON value, is a JSON string of
+// at most 256 bytes (decoded) or an integer that fits an int64 in at most
+// 32 bytes (MCP ids are strings or integers and never null in a request).
+func validID(raw []byte) bool {
 	switch c := firstByte(raw); {
 	case c == '"':
+		if bytes.IndexByte(raw, '\\') < 0 {
+			return len(raw)-2 <= 256
+		}
 		var s string
 		return json.Unmarshal(raw, &s) == nil && len(s) <= 256
 	case c == '-' || (c >= '0' && c <= '9'):
-		var n json.Number
-		if json.Unmarshal(raw, &n) != nil || len(raw) > 32 {
+		if len(raw) > 32 {
 			return false
 		}
-		_, err := n.Int64()
-		return err == nil
+		// A scanned number: -?(0|[1-9][0-9]*) then a fraction or an
+		// exponent, which make it no integer.
+		neg := raw[0] == '-'
+		digits := raw
+		if neg {
+			digits = raw[1:]
+		}
+		var n uint64
+		for _, d := range digits {
+			if d < '0' || d > '9' {
+				return false
+			}
+			if n > (1<<63)/10 {
+				return false
+			}
+			n = n*10 + uint64(d-'0')
+		}
+		if neg {
+			return n <= 1<<63
+		}
+		return n <= 1<<63-1
 	}
 	return false
 }
@@ -199,84 +287,6 @@ func firstByte(raw []byte) byte {
 }
 
 func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
-
-// checkStructure validates data as exactly one JSON value, nested at most
-// MaxDepth deep, whose objects have no two keys equal under Unicode simple
-// case folding. Decoders differ on such keys (encoding/json takes the last
-// and matches struct fields case-insensitively, others take the first or
-// match exactly), so a message carrying them could mean one thing to
-// policy and another to the server: it is refused.
-func checkStructure(data []byte) *ParseError {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	type frame struct {
-		object bool
-		keys   map[string]struct{}
-		key    bool // an object's next token is a key
-	}
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if len(stack) != 0 {
-				return perr(CodeParseError, "the message is not valid JSON")
-			}
-			return nil
-		}
-		if err != nil {
-			return perr(CodeParseError, "the message is not valid JSON")
-		}
-		top := len(stack) - 1
-		if top >= 0 && stack[top].object && stack[top].key {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:top]
-				if len(stack) == 0 {
-					return atEOF(dec)
-				}
-				if stack[len(stack)-1].object {
-					stack[len(stack)-1].key = true
-				}
-				continue
-			}
-			k, _ := tok.(string)
-			f := foldKey(k)
-			if stack[top].keys == nil {
-				stack[top].keys = map[string]struct{}{}
-			}
-			if _, dup := stack[top].keys[f]; dup {
-				return perr(CodeInvalidRequest, "an object has duplicate keys (or keys that differ only in case)")
-			}
-			stack[top].keys[f] = struct{}{}
-			stack[top].key = false
-			continue
-		}
-		switch d, _ := tok.(json.Delim); d {
-		case '{', '[':
-			if len(stack) >= MaxDepth {
-				return perr(CodeInvalidRequest, "the message is nested too deeply")
-			}
-			stack = append(stack, frame{object: d == '{', key: d == '{'})
-			continue
-		case '}', ']':
-			stack = stack[:top]
-		}
-		// A value ended: an enclosing object expects a key next.
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].key = true
-		}
-		if len(stack) == 0 {
-			return atEOF(dec)
-		}
-	}
-}
-
-// atEOF checks that nothing but white space follows the value dec read.
-func atEOF(dec *json.Decoder) *ParseError {
-	if _, err := dec.Token(); err != io.EOF {
-		return perr(CodeParseError, "trailing data after the message")
-	}
-	return nil
-}
 
 // foldKey maps s to a canonical form under Unicode simple case folding:
 // two keys fold to the same string when encoding/json's case-insensitive

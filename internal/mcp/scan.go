@@ -19,6 +19,13 @@ import (
 // hashed ones rewrite the string in place (changed). Findings are recorded
 // in ex.Findings as found in the tool result.
 func (g *Gateway) scanResult(ex *gateway.Exchange, result map[string]json.RawMessage) (changed bool, blocked, err error) {
+	return g.scanMembers(ex, result, guard.WhereToolResult)
+}
+
+// scanMembers is scanResult for the members of any server message (a
+// result, or a server request's or notification's params), recording the
+// findings as made at where.
+func (g *Gateway) scanMembers(ex *gateway.Exchange, result map[string]json.RawMessage, where string) (changed bool, blocked, err error) {
 	if g.Scanner == nil && g.Injection == nil {
 		return false, nil, nil
 	}
@@ -27,6 +34,11 @@ func (g *Gateway) scanResult(ex *gateway.Exchange, result map[string]json.RawMes
 		if pol, err = guard.NewPolicy(ex.Obligations.Mask, g.Key); err != nil {
 			return false, nil, err // a rule warden cannot carry out: fail closed
 		}
+	}
+	// Most results have no finding: then there is nothing to record or
+	// rewrite, and no need to decode the result into a tree below.
+	if !g.resultHasFindings(result) {
+		return false, nil, nil
 	}
 	base := 0
 	var all []guard.Finding
@@ -46,7 +58,7 @@ func (g *Gateway) scanResult(ex *gateway.Exchange, result map[string]json.RawMes
 				return x
 			}
 			text := []byte(x)
-			fs := g.scanText(text, key == "text")
+			fs := g.scanText(text, keyKindOf([]byte(key)) == keyText)
 			if len(fs) == 0 {
 				base += len(text)
 				return x
@@ -88,7 +100,7 @@ func (g *Gateway) scanResult(ex *gateway.Exchange, result map[string]json.RawMes
 		}
 		changed = changed || before
 	}
-	ex.Findings = guard.AppendGateway(ex.Findings, guard.WhereToolResult, all)
+	ex.Findings = guard.AppendGateway(ex.Findings, where, all)
 	if blocked != nil {
 		return false, blocked, nil
 	}
@@ -135,7 +147,6 @@ type sseRewriter struct {
 	max int
 
 	p    sse.Parser
-	buf  []byte
 	out  []byte
 	done bool
 	err  error // why the stream ended early, for the log
@@ -146,13 +157,19 @@ func (r *sseRewriter) Read(p []byte) (int, error) {
 		if r.done {
 			return 0, io.EOF
 		}
-		if r.buf == nil {
-			r.buf = make([]byte, 16<<10)
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if r.p.MaxEventBytes == 0 {
 			r.p.MaxEventBytes = r.max
 		}
-		n, err := r.src.Read(r.buf)
+		// The server's bytes are read into p itself, which a Read may use
+		// as scratch space (io.Reader): the parser copies what it keeps,
+		// and p is overwritten with the output below. This saved a 16 KiB
+		// buffer per response.
+		n, err := r.src.Read(p)
 		if n > 0 {
-			if ferr := r.p.Feed(r.buf[:n], r.event); ferr != nil {
+			if ferr := r.p.Feed(p[:n], r.event); ferr != nil {
 				r.fail(ferr)
 			}
 		}
@@ -183,6 +200,9 @@ func (r *sseRewriter) event(ev *sse.Event) error {
 	if err != nil {
 		r.fail(err)
 		return errStopped
+	}
+	if data == nil { // dropped (a finding records it)
+		return nil
 	}
 	r.out = sse.AppendEvent(r.out, &sse.Event{Type: ev.Type, ID: ev.ID, HasID: ev.HasID, Retry: ev.Retry,
 		Data: data, HasData: true})

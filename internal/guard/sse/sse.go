@@ -92,7 +92,7 @@ func (p *Parser) feed(b []byte, fn func(*Event) error) error {
 				continue
 			}
 		}
-		i := bytes.IndexAny(b, "\r\n")
+		i := indexEOL(b)
 		if i < 0 {
 			if len(p.line)+len(b)+p.size > p.limit() {
 				return ErrEventTooLarge
@@ -233,7 +233,7 @@ func AppendEvent(dst []byte, ev *Event) []byte {
 	if ev.HasData {
 		data := ev.Data
 		for {
-			i := bytes.IndexAny(data, "\r\n")
+			i := indexEOL(data)
 			if i < 0 {
 				dst = append(append(append(dst, "data: "...), data...), '\n')
 				break
@@ -246,6 +246,27 @@ func AppendEvent(dst []byte, ev *Event) []byte {
 		}
 	}
 	return append(dst, '\n')
+}
+
+// indexEOL is bytes.IndexAny(b, "\r\n") done with vectorised IndexByte
+// searches rather than a byte loop (events carry kilobytes of JSON), over
+// doubling windows so that a call costs O(distance to the line end) even
+// when one of the two bytes is rare.
+func indexEOL(b []byte) int {
+	for lo, hi := 0, min(len(b), 256); lo < len(b); lo, hi = hi, min(len(b), 2*hi) {
+		w := b[lo:hi]
+		i := bytes.IndexByte(w, '\n')
+		if i < 0 {
+			i = len(w)
+		}
+		if j := bytes.IndexByte(w[:i], '\r'); j >= 0 {
+			return lo + j
+		}
+		if i < len(w) {
+			return lo + i
+		}
+	}
+	return -1
 }
 
 func appendField(dst []byte, name string, v []byte) []byte {

@@ -1,0 +1,160 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// visit is one text a result walk passes to the guards.
+type visit struct {
+	text    string
+	content bool
+}
+
+// walkVisits: the texts stringWalker visits in each member of result.
+func walkVisits(result map[string]json.RawMessage) []visit {
+	var out []visit
+	w := stringWalker{fn: func(text []byte, content bool) bool {
+		out = append(out, visit{string(text), content})
+		return true
+	}}
+	for k, raw := range result {
+		w.data, w.pos = raw, 0
+		w.value(keyKindOf([]byte(k)))
+	}
+	return out
+}
+
+// treeVisits: the texts scanResult's tree walk (encoding/json into any)
+// visits, the reference.
+func treeVisits(result map[string]json.RawMessage) ([]visit, error) {
+	var out []visit
+	var walk func(v any, key string)
+	walk = func(v any, key string) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				walk(e, k)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, key)
+			}
+		case string:
+			if key == "type" || key == "mimeType" || key == "blob" || x == "" {
+				return
+			}
+			out = append(out, visit{x, key == "text" || key == "systemPrompt" || key == "message"})
+		}
+	}
+	for k, raw := range result {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		walk(v, k)
+	}
+	return out, nil
+}
+
+func sortVisits(v []visit) []visit {
+	slices.SortFunc(v, func(a, b visit) int {
+		if c := strings.Compare(a.text, b.text); c != 0 {
+			return c
+		}
+		switch {
+		case a.content == b.content:
+			return 0
+		case a.content:
+			return 1
+		}
+		return -1
+	})
+	return v
+}
+
+// diffWalk compares the walks over result, a JSON object.
+func diffWalk(result []byte) string {
+	if !utf8.Valid(result) {
+		return ""
+	}
+	members, ok := objectMembers(result)
+	if !ok {
+		return ""
+	}
+	want, err := treeVisits(members)
+	if err != nil {
+		return fmt.Sprintf("reference: %v", err)
+	}
+	got := walkVisits(members)
+	if !slices.Equal(sortVisits(got), sortVisits(want)) {
+		return fmt.Sprintf("walk %+v, reference %+v", got, want)
+	}
+	return ""
+}
+
+var walkSeeds = []string{
+	`{"content":[{"type":"text","text":"echo: hello"}]}`,
+	`{"content":[{"type":"text","text":"a\nb \"q\" \\ \/ \u00e9 \ud83d\ude00 \ud800 \udc00x \ud800\u0041 \b\f\r\t"},{"type":"image","mimeType":"image/png","data":"AAAA"}],"isError":false}`,
+	`{"contents":[{"uri":"file:///a","mimeType":"text/plain","text":"t"},{"uri":"file:///b","blob":"QUJD"}]}`,
+	`{"messages":[{"role":"user","content":{"type":"text","text":"hi"}}],"description":""}`,
+	`{"structuredContent":{"a":[1,-2.5e3,true,false,null,"s",{"text":["x","y"]},[[["deep"]]]],"t\u0065xt":"escaped key","\u0074ype":"skipped"},"text":"top","type":"top type"}`,
+	`{ "a" : [ "x" , { "text" : "y" } ] , "b" : "" , "c" : { } , "d" : [ ] }`,
+}
+
+func TestResultWalk(t *testing.T) {
+	for _, s := range walkSeeds {
+		if d := diffWalk([]byte(s)); d != "" {
+			t.Errorf("%s: %s", s, d)
+		}
+	}
+	for _, s := range []string{`\u0000`, `\uD834\uDD1E`, `\uDD1E\uD834`, `\ud800\ud800`, `\ud800\\`, `\ud800\u12`, `x\u00`} {
+		raw := []byte(`"` + s + `"`)
+		var want string
+		if json.Unmarshal(raw, &want) != nil {
+			continue
+		}
+		if got := appendUnquoted(nil, raw[1:len(raw)-1]); string(got) != want {
+			t.Errorf("appendUnquoted(%s) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+// TestScanResultEscaped: a finding behind escapes is found (the fast pass
+// decodes strings as the tree walk does), and a clean result is unchanged.
+func TestScanResultEscaped(t *testing.T) {
+	g := &Gateway{Scanner: fakeScanner{}}
+	ex := newExchange(ActionToolsCall, "3")
+	ex.Obligations.Mask = map[string]string{"secret": "mask"}
+	out, err := g.handle(ex, []byte(`{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"the \u0073ecret\n is here"}]}}`))
+	if err != nil || bytes.Contains(out, []byte(`ecret\n is`)) || len(ex.Findings) != 1 {
+		t.Fatalf("escaped secret: %s, %v, findings %+v", out, err, ex.Findings)
+	}
+	clean := []byte(`{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"nothing to see"}],"secretive":{"type":"secret"}}}`)
+	ex = newExchange(ActionToolsCall, "3")
+	ex.Obligations.Mask = map[string]string{"secret": "mask"}
+	out, err = g.handle(ex, clean)
+	if err != nil || !bytes.Equal(out, clean) || len(ex.Findings) != 0 {
+		t.Fatalf("clean result: %s, %v, findings %+v", out, err, ex.Findings)
+	}
+}
+
+// FuzzResultWalk: the fast pass over a result visits exactly the texts
+// (decoded) that scanResult's tree walk visits.
+func FuzzResultWalk(f *testing.F) {
+	for _, s := range walkSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if d := diffWalk(data); d != "" {
+			t.Fatalf("%q: %s", data, d)
+		}
+	})
+}
