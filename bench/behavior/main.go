@@ -8,6 +8,16 @@
 // seeds, never looked at while tuning, are reported separately:
 //
 //	go run ./bench/behavior -seeds 1-5 -heldout 101-105 -principals 500 -days 14
+//
+// -client says what the engine learns of the client software (tls: the TLS
+// fingerprint, ua: the User-Agent only, off: nothing, the engine before
+// client fingerprints); -stolen-client which client a stolen credential is
+// used from (new, ua: a new one copying the victim's User-Agent, replay:
+// the victim's, population: one drawn by popularity); -stolen-at when (night:
+// 01:00–04:00 of the owner's time zone; day: the owner's office hours,
+// often while the owner is active too). -v prints the misses, false alarms
+// by driving features and a sample of them; -trace user-0042 writes one
+// principal's requests and anomalies to stderr.
 package main
 
 import (
@@ -29,10 +39,25 @@ func main() {
 	days := flag.Int("days", 14, "simulated days per run (attacks start on day 4 or later)")
 	attacks := flag.Int("attacks", 20, "instances of each attack per run")
 	threshold := flag.Float64("threshold", behavior.DefaultThreshold, "engine threshold")
+	client := flag.String("client", behaviorsim.ClientTLS, "what the engine learns of the client software: tls (TLS fingerprint and User-Agent), ua (User-Agent only: a plaintext listener) or off")
+	stolen := flag.String("stolen-client", behaviorsim.StolenNew, "the stolen credential's client: new (never used by the principal), ua (new, with the victim's User-Agent), replay (the victim's TLS fingerprint and User-Agent) or population (drawn by popularity)")
+	stolenAt := flag.String("stolen-at", behaviorsim.StolenNight, "when the stolen credential is used: night (01:00-04:00 of the owner's time zone) or day (the owner's office hours: often concurrently with the owner)")
+	only := flag.String("only", "", "comma-separated attack kinds to inject (default all)")
 	verbose := flag.Bool("v", false, "print misses and false alarms by driving features")
+	trace := flag.String("trace", "", "write the requests of this principal (e.g. user-0042) and the engine's verdicts to stderr")
 	flag.Parse()
-	fmt.Printf("command: go run ./bench/behavior -seeds %s -heldout %s -principals %d -days %d -attacks %d -threshold %g\n",
-		*seeds, *heldout, *principals, *days, *attacks, *threshold)
+	fmt.Printf("command: go run ./bench/behavior -seeds %s -heldout %s -principals %d -days %d -attacks %d -threshold %g -client %s -stolen-client %s -stolen-at %s",
+		*seeds, *heldout, *principals, *days, *attacks, *threshold, *client, *stolen, *stolenAt)
+	if *only != "" {
+		fmt.Printf(" -only %s", *only)
+	}
+	fmt.Println()
+	var kinds []string
+	if *only != "" {
+		kinds = strings.Split(*only, ",")
+	}
+	sc := simConfig{principals: *principals, days: *days, attacks: *attacks, threshold: *threshold, client: *client,
+		stolen: *stolen, stolenAt: *stolenAt, only: kinds, verbose: *verbose, trace: *trace}
 	for _, g := range []struct{ name, list string }{{"train seeds", *seeds}, {"held-out seeds", *heldout}} {
 		if g.list == "" {
 			continue
@@ -43,18 +68,29 @@ func main() {
 			os.Exit(2)
 		}
 		fmt.Printf("\n### %s %s\n\n", g.name, g.list)
-		run(list, *principals, *days, *attacks, *threshold, *verbose)
+		run(list, sc)
 	}
 }
 
-func run(seeds []uint64, principals, days, attacks int, threshold float64, verbose bool) {
+type simConfig struct {
+	principals, days, attacks int
+	threshold                 float64
+	client, stolen, stolenAt  string
+	only                      []string
+	verbose                   bool
+	trace                     string
+}
+
+func run(seeds []uint64, c simConfig) {
+	verbose := c.verbose
 	var results []*behaviorsim.Result
 	var totalFA, totalBenign int
-	fmt.Println("| seed | requests | benign | false alarms | per 10k benign | by kind | elapsed |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| seed | requests | benign | false alarms | per 10k benign | principals | by kind | elapsed |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, seed := range seeds {
-		r, err := behaviorsim.Run(behaviorsim.Config{Seed: seed, Principals: principals, Days: days,
-			AttacksPer: attacks, Engine: behavior.Options{Threshold: threshold}})
+		r, err := behaviorsim.Run(behaviorsim.Config{Seed: seed, Principals: c.principals, Days: c.days,
+			AttacksPer: c.attacks, Only: c.only, Engine: behavior.Options{Threshold: c.threshold},
+			Client: c.client, StolenClient: c.stolen, StolenAt: c.stolenAt, Trace: c.trace, TraceOut: os.Stderr})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -62,9 +98,12 @@ func run(seeds []uint64, principals, days, attacks int, threshold float64, verbo
 		results = append(results, r)
 		totalFA += r.FalseAlarms
 		totalBenign += r.BenignRequests
-		fmt.Printf("| %d | %d | %d | %d | %.3f | %v | %s |\n", seed, r.Requests, r.BenignRequests, r.FalseAlarms,
-			r.FalseAlarmsPer10k(), r.FalseAlarmsBy, r.Elapsed.Round(1e7))
+		fmt.Printf("| %d | %d | %d | %d | %.3f | %d | %v | %s |\n", seed, r.Requests, r.BenignRequests, r.FalseAlarms,
+			r.FalseAlarmsPer10k(), r.FalseAlarmPrincipals, r.FalseAlarmsBy, r.Elapsed.Round(1e7))
 		if verbose {
+			for _, m := range r.FalseAlarmSample {
+				fmt.Println("    false alarm:", m)
+			}
 			for _, m := range r.Misses {
 				fmt.Println("    miss:", m)
 			}

@@ -14,7 +14,7 @@ import (
 // contributed to an anomaly: its current value, what the baseline expects,
 // and how unusual it is (a robust z-like score; larger is stranger).
 type Feature struct {
-	Name     string  `json:"name"`     // e.g. request_rate, tokens_out, distinct_models, denial_ratio, new_network, off_hours, prompt_similarity
+	Name     string  `json:"name"`     // e.g. request_rate, tokens_out, distinct_models, denial_ratio, new_network, off_hours, prompt_similarity, new_client
 	Value    float64 `json:"value"`    // the observed value
 	Baseline float64 `json:"baseline"` // the baseline's centre (e.g. EWMA median)
 	Score    float64 `json:"score"`    // deviation in robust units (e.g. |value-median|/MAD)

@@ -14,7 +14,8 @@ var benchBody = []byte(`{"model":"gpt-4o-mini","messages":[{"role":"system","con
 
 func benchObs(i int, ids []string, at time.Time) Observation {
 	return Observation{At: at, Kind: "service", ID: ids[i%len(ids)], Source: netip.AddrFrom4([4]byte{10, 1, byte(i % 7), 9}),
-		Model: "gpt-4o-mini", Status: 200, PromptTokens: 180, CompletionTokens: 120, BytesOut: 900, Prompt: 0x0123456789abcdef}
+		Model: "gpt-4o-mini", Status: 200, PromptTokens: 180, CompletionTokens: 120, BytesOut: 900, Prompt: 0x0123456789abcdef,
+		ClientHello: 0x5eed0000 + uint64(i%3)}
 }
 
 // BenchmarkObserve is the engine's cost per request on the request path,

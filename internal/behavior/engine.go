@@ -28,6 +28,7 @@ const (
 	fHours            // an hour of the day the principal is rarely active
 	fPrompt           // the prompt is a near duplicate of a recent one
 	fAccess           // a network never used before, at an hour the principal is rarely active
+	fClient           // a client (TLS fingerprint) never used before, from a network never used before
 	numFeatures
 )
 
@@ -35,6 +36,7 @@ const (
 var featureNames = [numFeatures]string{
 	"request_rate", "tokens_in", "tokens_out", "response_bytes", "distinct_models", "distinct_tools",
 	"denial_ratio", "error_ratio", "new_network", "off_hours", "prompt_similarity", "new_network_off_hours",
+	"new_client",
 }
 
 // FeatureNames lists the features the engine scores.
@@ -75,15 +77,18 @@ const (
 	bDenials
 	bErrors
 	bNetwork
-	bPrompt
+	bPrompt    // a near duplicate after a prompt that was not one
+	bPromptRun // a near duplicate after one that was: runs of near duplicates have their own rate
 	numRates
 )
 
-var rateFeature = [numRates]int{fModels, fTools, fDenials, fErrors, fNetwork, fPrompt}
+var rateFeature = [numRates]int{fModels, fTools, fDenials, fErrors, fNetwork, fPrompt, fPrompt}
 
 const (
-	pMin = 0.01 // a baseline rate is never taken below 1%: rare is not never
-	pMax = 0.98
+	pSat    = 0.9  // events at a baseline rate of at least this add no evidence for a rise …
+	satStep = -0.1 // … but this
+	pMin    = 0.01 // a baseline rate is never taken below 1%: rare is not never
+	pMax    = 0.98
 )
 
 // Kinds of state. A principal's kind selects its population prior;
@@ -117,28 +122,36 @@ func kindIndex(kind string) int {
 
 // Scoring constants.
 const (
-	softCapFrac   = 0.45 // a soft feature's score is capped at this fraction of the threshold
-	softSumFrac   = 0.6  // and all soft features together at this fraction: they only amplify the others
-	strongCap     = 2    // any feature's score is capped at twice the threshold
-	warmupMult    = 2    // during warm-up only scores above twice the threshold alarm
-	priorWeight   = 10   // the population prior counts as this many observations
-	recentAlpha   = 0.2  // weight of the short "recent value" averages reported with an anomaly
-	famNetwork    = 3    // a network used in fewer hours than this is unfamiliar
-	numNets       = 6
-	numModels     = 4
-	numTools      = 4
-	numPrompts    = 4
-	hourCap       = 4000          // hour counts are halved when one reaches this
-	driveFrac     = 0.15          // a feature drives an anomaly when its score is at least this fraction of the threshold
-	hourAllowance = 0.3           // an hour must be a quarter rarer than in a uniform day to count
-	suspectSlow   = 4             // baselines learn this many times slower while their feature gathers evidence
-	frozenRisk    = 0.5           // baselines do not learn while the principal's risk is at least this
-	suspectFrac   = 0.25          // … once the score of the feature reaches this fraction of the threshold
-	hoursAfter    = 3 * 24 * 3600 // the hours of activity are judged once a principal has been seen for 3 days
-	hourPriorN    = 10            // the population's hours profile counts as this many active hours
-	hourSmooth    = 0.02          // and a uniform day as this many per hour
-	accessAllow   = 1.5           // an hour must be e^1.5 times rarer than in a uniform day to add to new_network_off_hours
-	popHoursAt    = 24            // a principal's hours join its kind's profile when it has been active in this many
+	softCapFrac     = 0.45 // a soft feature's score is capped at this fraction of the threshold
+	softSumFrac     = 0.6  // and all soft features together at this fraction: they only amplify the others
+	strongCap       = 2    // any feature's score is capped at twice the threshold
+	warmupMult      = 2    // during warm-up only scores above twice the threshold alarm
+	priorWeight     = 10   // the population prior counts as this many observations
+	recentAlpha     = 0.2  // weight of the short "recent value" averages reported with an anomaly
+	famNetwork      = 3    // a network used in fewer hours than this is unfamiliar
+	numNets         = 6
+	numClients      = 4
+	clientInc       = 2 // new_client's evidence per request from a new client on a new network
+	clientIncUA     = 1 // … when the client is known by its User-Agent only (no TLS at warden)
+	clientHours     = 3 // … once the principal has been active in this many hours (from 1 at a rare hour)
+	youngAllow      = 2 // … and, before, at an hour e^2 times rarer than in a uniform day by its kind's profile
+	centreHours     = 3 // the hours profile is aligned on a principal's centre once it has this many active hours
+	runHours        = 3 // a new network or client counts when its run of consecutive active hours ends, or after this many
+	numModels       = 4
+	numTools        = 4
+	numPrompts      = 4
+	hourCap         = 4000          // hour counts are halved when one reaches this
+	driveFrac       = 0.15          // a feature drives an anomaly when its score is at least this fraction of the threshold
+	hourAllowance   = 0.3           // an hour must be a quarter rarer than in a uniform day to count
+	suspectSlow     = 4             // baselines learn this many times slower while their feature gathers evidence
+	frozenRisk      = 0.5           // baselines do not learn while the principal's risk is at least this
+	suspectFrac     = 0.25          // … once the score of the feature reaches this fraction of the threshold
+	hoursAfter      = 3 * 24 * 3600 // the hours of activity are judged once a principal has been seen for 3 days
+	hourPriorN      = 10            // the population's hours profile counts as this many active hours
+	hourSmooth      = 0.02          // and a uniform day as this many per hour
+	accessAllow     = 1.5           // an hour must be e^1.5 times rarer than in a uniform day to add to new_network_off_hours
+	knownClientPace = 0.5           // … at this fraction of its pace from a client the principal has used before
+	popHoursAt      = 24            // a principal's hours join its kind's profile when it has been active in this many
 )
 
 // Observation is what the engine learns from one finished exchange. The
@@ -159,6 +172,11 @@ type Observation struct {
 	CompletionTokens int64
 	BytesOut         int64  // response bytes sent to the client
 	Prompt           uint64 // Sketch of the newest prompt; 0: none
+	// ClientHello is the fingerprint of the client's TLS ClientHello
+	// (gateway.HelloFingerprint): the client software. 0: none (a
+	// plaintext listener); then UserAgent identifies the client, if set.
+	ClientHello uint64
+	UserAgent   string
 }
 
 // Options configure an Engine; zero values take the defaults.
@@ -292,7 +310,7 @@ func staticPrior(kind int) prior {
 			{L: ln1p(300), D: 0.8},  // completion tokens
 			{L: ln1p(2000), D: 0.8}, // response bytes
 		},
-		p: [numRates]float32{0.05, 0.05, 0.02, 0.02, 0.05, 0.05},
+		p: [numRates]float32{0.05, 0.05, 0.02, 0.02, 0.05, 0.05, 0.1},
 	}
 	if kind == kindNetwork {
 		p.p[bDenials] = 0.3 // unauthenticated traffic is mostly refused
@@ -332,7 +350,7 @@ var hourCos, hourSin = func() (c, s [24]float64) {
 }()
 
 // centre is the circular mean hour of a histogram of active hours, or
-// noCentre when it has fewer than 3.
+// noCentre when it is empty.
 func centre(hours *[24]uint16) uint8 {
 	var x, y, n float64
 	for h, c := range hours {
@@ -340,7 +358,7 @@ func centre(hours *[24]uint16) uint8 {
 		y += float64(c) * hourSin[h]
 		n += float64(c)
 	}
-	if n < 3 {
+	if n < 1 {
 		return noCentre
 	}
 	a := math.Atan2(y, x) * 24 / (2 * math.Pi)
@@ -369,6 +387,8 @@ type state struct {
 	rateN      [numRates]uint16
 	netMask    uint8 // networks (bits of nets) already counted in the current hour
 	hourCentre uint8 // circular mean of the active hours; noCentre while unknown
+	clientMask uint8 // clients (bits of clients) used in the current hour
+	run        uint8 // consecutive active hours before the current one (at most runHours)
 	cont       [numCont]robust
 	p          [numRates]float32
 	cusum      [numFeatures]float32
@@ -377,6 +397,8 @@ type state struct {
 	hours   [24]uint16
 	nets    [numNets]uint32
 	netN    [numNets]uint16
+	clients [numClients]uint32 // client fingerprints (clientTag)
+	clientN [numClients]uint16 // earlier active hours in which each was used
 	models  [numModels]uint32
 	modelN  [numModels]uint8
 	tools   [numTools]uint32
@@ -387,6 +409,7 @@ type state struct {
 const (
 	flagGraduated = 1 // the warm-up is over
 	flagPending   = 2 // the current hour (hourSlot) is to be counted when the next begins
+	flagDup       = 4 // the last prompt was a near duplicate of one before it
 	noCentre      = 255
 )
 
@@ -494,6 +517,19 @@ func prefixString(k uint64) string {
 		return netip.PrefixFrom(netip.AddrFrom16(a), 48).String()
 	}
 	return "unknown"
+}
+
+// clientTag identifies o's client software: its TLS fingerprint, or
+// without one its User-Agent (trivially copied, but all a plaintext
+// listener has); 0 when neither is known.
+func (e *Engine) clientTag(o *Observation) uint32 {
+	switch {
+	case o.ClientHello != 0:
+		return uint32(mix64(o.ClientHello^e.salt)) | 1
+	case o.UserAgent != "":
+		return uint32(maphash.String(e.seed, o.UserAgent)>>32) | 1
+	}
+	return 0
 }
 
 // small hashes a model, tool or network into a nonzero 32-bit tag.
@@ -631,19 +667,33 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 	ev[bErrors], hasEv[bErrors] = !denied && o.Status >= 400, true
 	// Networks and hours count once per active hour, when the next active
 	// hour begins: a long session does not make its network familiar or
-	// its hour usual, and the current hour does not vouch for itself. They
-	// are not counted while the principal is suspect: an attack from a new
-	// network at night must make neither familiar.
+	// its hour usual, and the current hour does not vouch for itself. A
+	// network or client never used before is not counted until the run of
+	// consecutive active hours it appeared in ends (at most runHours): a
+	// session that began in the last minutes of an hour must not vouch for
+	// itself in the next (only while there is evidence that they are
+	// someone else's: a young principal's only network is counted as
+	// usual). Nothing is counted while the principal is
+	// suspect: an attack from a new network at night must make neither
+	// familiar.
 	if slot := int32(unix / 3600); slot != st.hourSlot && st.kind != kindNetwork {
-		suspect := st.cusum[fAccess] >= suspectFrac*th ||
+		suspect := st.cusum[fAccess]+st.cusum[fClient] >= suspectFrac*th ||
 			st.risk >= frozenRisk && decay(st.risk, st.riskAt, at.UnixNano(), e.opt.HalfLife) >= frozenRisk
+		cont := slot == st.hourSlot+1 && st.run < runHours
+		var carryNet, carryClient uint8
 		if st.flags&flagPending != 0 && !suspect {
-			e.countHour(st)
+			carryNet, carryClient = e.countHour(st, cont && st.cusum[fAccess]+st.cusum[fClient] > 0)
 		}
-		st.hourSlot, st.netMask = slot, 0
+		if cont {
+			st.run++
+		} else {
+			st.run = 0
+		}
+		st.hourSlot, st.netMask, st.clientMask = slot, carryNet, carryClient
 		st.flags |= flagPending
 	}
 	known := -1 // previous active hours with this network; -1: no network
+	active := sum24(&st.hours)
 	if st.kind != kindNetwork && netKey != 0 {
 		nk := uint32(mix64(netKey^e.salt)) | 1
 		i := slices.Index(st.nets[:], nk)
@@ -662,11 +712,35 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 		// unfamiliar — unless it was used in all of them (a young
 		// principal's only network).
 		known = int(st.netN[i])
-		if active := sum24(&st.hours); known >= active {
+		if known >= active {
 			known = famNetwork
 		}
 		st.netMask |= 1 << i
 		ev[bNetwork], hasEv[bNetwork] = known < famNetwork, true
+	}
+	// The client software (its TLS fingerprint): how many earlier active
+	// hours used it, like networks; a client used in all of them is known.
+	knownClient := -1 // -1: no fingerprint
+	if ct := e.clientTag(o); ct != 0 && st.kind != kindNetwork {
+		i := slices.Index(st.clients[:], ct)
+		if i < 0 { // replace the least used client
+			i = 0
+			for j := range st.clients {
+				if st.clients[j] == 0 {
+					i = j
+					break
+				}
+				if st.clientN[j] < st.clientN[i] {
+					i = j
+				}
+			}
+			st.clients[i], st.clientN[i] = ct, 0
+			st.clientMask &^= 1 << i
+		}
+		if knownClient = int(st.clientN[i]); knownClient >= active {
+			knownClient = 1
+		}
+		st.clientMask |= 1 << i
 	}
 	if o.Prompt != 0 {
 		best := 0
@@ -675,7 +749,19 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 				best = max(best, sketchMatches(s, o.Prompt))
 			}
 		}
-		ev[bPrompt], hasEv[bPrompt] = best >= nearDupBins, true
+		// Near duplicates are judged by what came before: after a near
+		// duplicate, by the principal's rate of runs of them (a service
+		// that works through one template at a time has long runs, a user
+		// who edits and resends a prompt short ones).
+		b := bPrompt
+		if st.flags&flagDup != 0 {
+			b = bPromptRun
+		}
+		dup := best >= nearDupBins
+		ev[b], hasEv[b] = dup, true
+		if st.flags &^= flagDup; dup {
+			st.flags |= flagDup
+		}
 		st.prompts[st.promptAt%numPrompts] = o.Prompt
 		st.promptAt++
 	}
@@ -687,6 +773,15 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 			}
 			p0 = min(max(p0, pMin), pMax)
 			inc[rateFeature[b]], has[rateFeature[b]] = bernoulliStep(ev[b], p0, altRate(p0)), true
+			if ev[b] && p0 >= pSat {
+				// The event is already the rule: it cannot rise enough to
+				// mean anything, and a baseline a little below the true
+				// rate (it always is, for an event that always happens)
+				// would make the statistic drift upwards. It is taken as
+				// a little evidence that nothing changed, so that what was
+				// gathered while the baseline caught up drains away.
+				inc[rateFeature[b]] = satStep
+			}
 		}
 	}
 
@@ -706,7 +801,7 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 		}
 		c := float32(st.hours[(hour+23)%24]) + 2*float32(st.hours[hour]) + float32(st.hours[(hour+1)%24])
 		pop := float32(1.0 / 24)
-		if st.hourCentre != noCentre {
+		if st.hourCentre != noCentre && active >= centreHours {
 			pop = math.Float32frombits(e.hourPop[st.kind][(hour-int(st.hourCentre)+24)%24].Load())
 		}
 		hourShare = (c/4 + hourSmooth + hourPriorN*pop) / (total + 24*hourSmooth + hourPriorN)
@@ -719,6 +814,33 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 			inc[fAccess], has[fAccess] = -1, true
 			if known == 0 {
 				inc[fAccess] = min(max(rarity-accessAllow, -1), 3)
+				if knownClient > 0 && inc[fAccess] > 0 {
+					// The principal's own client: most often its owner
+					// (travelling, at home in the evening), whose session
+					// is short; an attacker who replays the client keeps
+					// going. Evidence accrues at half the pace.
+					inc[fAccess] *= knownClientPace
+				}
+			}
+		}
+	}
+	// New client on a new network: the stolen credential used from the
+	// attacker's own machine. Either alone is common (a browser update, a
+	// new laptop at the office; a café, a trip with one's own laptop);
+	// both at once, request after request, are not. Unlike the hours this
+	// needs no days of history, only a few active hours to have seen the
+	// principal's networks and clients in, or one or two after the warm-up
+	// (it is not judged during the warm-up either, see below).
+	if known >= 0 && knownClient >= 0 && active >= 1 && (active >= clientHours || st.flags&flagGraduated != 0) {
+		inc[fClient], has[fClient] = -1, true
+		// A principal with only one or two active hours has no habits to
+		// speak of: a new client on a new network then counts only at an
+		// hour its kind's profile, aligned on those hours, makes rare.
+		young := active < clientHours && e.youngRarity(st, hour) <= youngAllow
+		if known == 0 && knownClient == 0 && !young {
+			inc[fClient] = clientInc
+			if o.ClientHello == 0 { // a User-Agent: it changes with every update
+				inc[fClient] = clientIncUA
 			}
 		}
 	}
@@ -770,6 +892,9 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 	}
 	st.rec[fHours] = float32(hour)
 	st.rec[fAccess] = float32(hour)
+	if has[fClient] {
+		st.rec[fClient] += recentAlpha * (b2f(inc[fClient] > 0) - st.rec[fClient])
+	}
 
 	alarm := false
 	if lim := th * warmupMult; total >= th && (!warm || total >= lim) &&
@@ -787,10 +912,17 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 		}
 		rep.value[fRate] = float64(st.minuteN)
 		for b := 0; b < numRates; b++ {
-			rep.baseline[rateFeature[b]] = float64(st.p[b])
+			if hasEv[b] || b != bPromptRun && b != bPrompt {
+				rep.baseline[rateFeature[b]] = float64(st.p[b])
+			}
 		}
 		rep.baseline[fHours] = float64(hourShare)
 		rep.baseline[fAccess] = float64(hourShare)
+		for i, c := range st.clients {
+			if c != 0 && st.clientN[i] > 0 {
+				rep.baseline[fClient]++ // known clients
+			}
+		}
 		score := total / (total + th)
 		r := decay(st.risk, st.riskAt, at.UnixNano(), e.opt.HalfLife)
 		r = 1 - (1-r)*(1-score)
@@ -823,8 +955,20 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 	for b := 0; b < numRates; b++ {
 		if hasEv[b] {
 			// (not slowed like the continuous baselines: a rate that
-			// learns events more slowly than non-events is biased low)
-			st.p[b] += alpha(st.rateN[b], priorWeight, e.aMin) * (b2f(ev[b]) - st.p[b])
+			// learns events more slowly than non-events is biased low —
+			// except the rate of runs of near duplicates, learnt from the
+			// few requests that follow one: a probing run would soon
+			// become its own baseline)
+			n := st.rateN[b]
+			if b == bPromptRun && st.flags&flagGraduated != 0 {
+				// The rate of runs learns from the few requests that
+				// follow a near duplicate, but once the warm-up is over
+				// at the pace of the principal's other prompts when they
+				// are more: a probing run must not become its own
+				// baseline within a few requests.
+				n = max(n, st.rateN[bPrompt])
+			}
+			st.p[b] += alpha(n, priorWeight, e.aMin) * (b2f(ev[b]) - st.p[b])
 			st.rateN[b] = satInc(st.rateN[b])
 		}
 	}
@@ -851,9 +995,29 @@ func (e *Engine) graduate(kind int, st *state) {
 	}
 }
 
+// youngRarity is how rare hour is for a principal with few active hours:
+// by its kind's profile aligned on their circular mean, smoothed like the
+// hours histogram.
+func (e *Engine) youngRarity(st *state, hour int) float32 {
+	if st.hourCentre == noCentre {
+		return 0
+	}
+	var total float32
+	for _, c := range st.hours {
+		total += float32(c)
+	}
+	c := float32(st.hours[(hour+23)%24]) + 2*float32(st.hours[hour]) + float32(st.hours[(hour+1)%24])
+	pop := math.Float32frombits(e.hourPop[st.kind][(hour-int(st.hourCentre)+24)%24].Load())
+	share := (c/4 + hourSmooth + hourPriorN*pop) / (total + 24*hourSmooth + hourPriorN)
+	return fastLn(1 / (24 * share))
+}
+
 // countHour counts the principal's last active hour (st.hourSlot) in its
-// hours histogram and the networks it used then in their use counts.
-func (e *Engine) countHour(st *state) {
+// hours histogram and the networks and clients it used then in their use
+// counts. With carry (the run of active hours goes on), networks and
+// clients never counted before are left out and returned, to be counted
+// with the next hour.
+func (e *Engine) countHour(st *state, carry bool) (carryNet, carryClient uint8) {
 	hour := int(st.hourSlot % 24)
 	if hour < 0 {
 		hour += 24
@@ -865,6 +1029,10 @@ func (e *Engine) countHour(st *state) {
 	}
 	for i := range st.nets {
 		if st.netMask&(1<<i) != 0 && st.nets[i] != 0 {
+			if carry && st.netN[i] == 0 {
+				carryNet |= 1 << i
+				continue
+			}
 			if st.netN[i] == 1<<16-1 {
 				for j := range st.netN {
 					st.netN[j] /= 2
@@ -873,10 +1041,25 @@ func (e *Engine) countHour(st *state) {
 			st.netN[i]++
 		}
 	}
+	for i := range st.clients {
+		if st.clientMask&(1<<i) != 0 && st.clients[i] != 0 {
+			if carry && st.clientN[i] == 0 {
+				carryClient |= 1 << i
+				continue
+			}
+			if st.clientN[i] == 1<<16-1 {
+				for j := range st.clientN {
+					st.clientN[j] /= 2
+				}
+			}
+			st.clientN[i]++
+		}
+	}
 	st.hourCentre = centre(&st.hours)
 	if sum24(&st.hours) == popHoursAt && st.risk == 0 && st.hourCentre != noCentre && st.kind < kindNetwork {
 		e.learnHours(int(st.kind), st)
 	}
+	return carryNet, carryClient
 }
 
 // learnHours folds the hours of a principal, aligned on its centre, into
@@ -977,6 +1160,8 @@ func reason(fs []Feature) string {
 			fmt.Fprintf(&b, "off_hours %02.0f:00 UTC (%.1f%% of activity)", f.Value, 100*f.Baseline)
 		case "new_network_off_hours":
 			fmt.Fprintf(&b, "new network at %02.0f:00 UTC (%.1f%% of activity)", f.Value, 100*f.Baseline)
+		case "new_client":
+			fmt.Fprintf(&b, "new client on a new network (%.0f%% of recent requests; %.0f known clients)", 100*f.Value, f.Baseline)
 		default:
 			fmt.Fprintf(&b, "%s %.2f vs %.2f", f.Name, f.Value, f.Baseline)
 		}

@@ -314,7 +314,7 @@ func TestRunDelivers(t *testing.T) {
 func TestObserveAllocs(t *testing.T) {
 	e := newEngine(t, Options{})
 	o := Observation{At: t0, Kind: "service", ID: "svc", Source: netip.MustParseAddr("10.0.0.1"), Model: "m", Status: 200,
-		PromptTokens: 10, CompletionTokens: 10, BytesOut: 100, Prompt: 42}
+		PromptTokens: 10, CompletionTokens: 10, BytesOut: 100, Prompt: 42, UserAgent: "sdk/1.0"}
 	e.Observe(&o)
 	if n := testing.AllocsPerRun(1000, func() { o.At = o.At.Add(time.Second); e.Observe(&o) }); n != 0 {
 		t.Fatalf("Observe allocates %v times per call", n)
@@ -322,3 +322,60 @@ func TestObserveAllocs(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestNewClient: after a week of one user's office hours from one client
+// and network, a new network alone (a café, a trip with one's own laptop)
+// and a new client alone (a browser update, a new laptop at the office) do
+// not alarm; a new client on a new network — a stolen credential used from
+// the attacker's machine — does, at an ordinary hour, naming new_client.
+// Without a TLS fingerprint the User-Agent stands for the client.
+func TestNewClient(t *testing.T) {
+	const laptop, attacker = 0x1234, 0x9876
+	office := netip.MustParseAddr("10.0.0.7")
+	for _, tc := range []struct {
+		name      string
+		hello     uint64
+		ua        string
+		src       string
+		wantAlarm bool
+	}{
+		{"known client, new network", laptop, "", "198.51.100.7", false},
+		{"new client, known network", attacker, "", "10.0.0.7", false},
+		{"new client, new network", attacker, "", "203.0.113.7", true},
+		{"new User-Agent, new network, no TLS", 0, "curl/8.5.0", "203.0.113.7", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var at time.Time
+			e := newEngine(t, Options{Now: func() time.Time { return at }})
+			for d := 0; d < 7; d++ {
+				for i := 0; i < 30; i++ { // 09:00–14:00, every 10 minutes
+					at = t0.Add(time.Duration(d)*24*time.Hour + time.Duration(i)*10*time.Minute)
+					o := Observation{At: at, Kind: "user", ID: "alice", Source: office, Model: "m1", Status: 200,
+						PromptTokens: 150, CompletionTokens: 200, BytesOut: 1100, ClientHello: laptop}
+					if tc.hello == 0 { // a plaintext listener: the User-Agent only
+						o.ClientHello, o.UserAgent = 0, "Mozilla/5.0 Firefox/140.0"
+					}
+					if a := e.Observe(&o); a != nil {
+						t.Fatalf("day %d: false alarm %s", d, a.Reason)
+					}
+				}
+			}
+			at = t0.Add(7*24*time.Hour + 2*time.Hour) // 11:00, an ordinary hour
+			for i := 1; i <= 30; i++ {
+				o := Observation{At: at, Kind: "user", ID: "alice", Source: netip.MustParseAddr(tc.src), Model: "m1", Status: 200,
+					PromptTokens: 150, CompletionTokens: 200, BytesOut: 1100, ClientHello: tc.hello, UserAgent: tc.ua}
+				if a := e.Observe(&o); a != nil {
+					if !tc.wantAlarm || !hasFeature(a, "new_client") || i > 10 {
+						t.Fatalf("anomaly after %d requests: %s", i, a.Reason)
+					}
+					t.Logf("detected after %d requests: %s", i, a.Reason)
+					return
+				}
+				at = at.Add(30 * time.Second)
+			}
+			if tc.wantAlarm {
+				t.Fatal("not detected within 30 requests")
+			}
+		})
+	}
+}

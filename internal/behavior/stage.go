@@ -49,6 +49,11 @@ func ObservationOf(ex *gateway.Exchange, err error, o *Observation) {
 	}
 	if p := ex.Principal; p != nil {
 		o.Kind, o.ID, o.Credential = p.Kind, p.ID, p.CredentialID
+		// The client software: its TLS fingerprint, or its User-Agent on
+		// a plaintext listener.
+		if o.ClientHello = ex.ClientHello(); o.ClientHello == 0 && ex.Request != nil {
+			o.UserAgent = ex.Request.Header.Get("User-Agent")
+		}
 		if len(ex.Body) > 0 {
 			o.Prompt = Sketch(PromptText(ex.Body))
 		}

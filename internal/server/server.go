@@ -281,10 +281,11 @@ func (s *Server) Start() error {
 			IdleTimeout:       l.IdleTimeout.D(),
 			MaxHeaderBytes:    l.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+			ConnContext:       gateway.ConnContext, // the client's TLS fingerprint, for behaviour
 			// WriteTimeout stays 0: SSE streams legitimately last minutes.
 		}
 		if tcfg != nil {
-			ln = tls.NewListener(ln, tcfg)
+			ln = tls.NewListener(gateway.FingerprintListener(ln, tcfg), tcfg)
 		}
 		s.servers = append(s.servers, srv)
 		s.listeners = append(s.listeners, ln)

@@ -4,10 +4,19 @@
 // per attack the detection rate and the requests until detection, and the
 // false alarms per 10,000 benign requests. It is the evaluation behind
 // bench/behavior and the engine's detection tests.
+//
+// Every principal uses client software (users 1–3 clients, services one,
+// agents one or two), drawn from a catalogue of builds with Zipf
+// popularity; clients are updated (a new User-Agent, every third update a
+// new TLS ClientHello) and users occasionally get a new device; travellers
+// keep their clients. The attacks other than the stolen credential come
+// from the principal's own client; the stolen credential from the client
+// Config.StolenClient says.
 package behaviorsim
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -40,7 +49,43 @@ type Config struct {
 	NoAttacks  bool     // benign traffic only
 	Only       []string // attack kinds to inject (default all)
 	Engine     behavior.Options
+	// Client is what the engine learns of the client software: ClientTLS
+	// (default: the TLS ClientHello fingerprint, and the User-Agent),
+	// ClientUA (a plaintext listener: the User-Agent only) or ClientOff
+	// (neither: the engine as it was before it knew clients).
+	Client string
+	// StolenClient is the client a stolen credential is used from:
+	// StolenNew (default: a client the principal never used),
+	// StolenUA (a new client that copies the victim's User-Agent),
+	// StolenReplay (the victim's own TLS fingerprint and User-Agent) or
+	// StolenPopulation (a client drawn from the population by popularity,
+	// which is the victim's by chance as often as its build is common).
+	StolenClient string
+	// StolenAt is when a stolen credential is used: StolenNight (default:
+	// 01:00–04:00 of the owner's time zone, while the owner sleeps) or
+	// StolenDay (during the owner's office hours, often while the owner
+	// is also at work from the office network: concurrent use).
+	StolenAt string
+	// Trace, when set, names a principal whose requests (with its risk
+	// and the anomalies they raise) are written to TraceOut: a diagnostic.
+	Trace    string
+	TraceOut io.Writer
 }
+
+// Client signals and stolen-credential client variants (Config).
+const (
+	ClientTLS = "tls"
+	ClientUA  = "ua"
+	ClientOff = "off"
+
+	StolenNew        = "new"
+	StolenUA         = "ua"
+	StolenReplay     = "replay"
+	StolenPopulation = "population"
+
+	StolenNight = "night"
+	StolenDay   = "day"
+)
 
 // Result is what a run measured.
 type Result struct {
@@ -59,6 +104,10 @@ type Result struct {
 	// Misses describe the attack instances not detected within 50 of
 	// their requests: attack, principal and its profile.
 	Misses []string
+	// FalseAlarmPrincipals is how many distinct principals had false
+	// alarms (a principal may alarm several times, at most once per
+	// cooldown).
+	FalseAlarmPrincipals int
 }
 
 // AttackResult is the outcome of the instances of one attack.
@@ -69,6 +118,10 @@ type AttackResult struct {
 	// one per detected instance.
 	Until    []int
 	Features map[string]int // driving features of the detections
+	// Concurrent is how many instances ran while the principal's owner
+	// was also active (a benign request of the principal between the
+	// attack's first and last request).
+	Concurrent int
 }
 
 // FalseAlarmsPer10k is false alarms per 10,000 benign requests.
@@ -128,7 +181,15 @@ type req struct {
 	promptTok int32
 	complTok  int32
 	bytes     int32
+	cli       int32 // client software (index into sim.cli); 0: none
 	prompt    uint64
+}
+
+// clientID is a client software build as the engine sees it: the
+// fingerprint of its TLS ClientHello and its User-Agent.
+type clientID struct {
+	tls uint64
+	ua  string
 }
 
 type kind int
@@ -162,6 +223,10 @@ type principal struct {
 		shift    int
 	}
 	lastPrompt []int
+	// clients are the principal's client builds (indices into sim.cli):
+	// users 1–3 (a browser, a command-line tool or SDK, a phone app; the
+	// first is used most), services 1, agents 1–2.
+	clients []int32
 }
 
 // attack is one injected attack.
@@ -174,6 +239,7 @@ type attack struct {
 	done  bool
 	until int
 	feats []string
+	owner int // benign requests of the principal during the attack
 }
 
 type sim struct {
@@ -186,12 +252,26 @@ type sim struct {
 	wbuf       []int
 	modelNames []string
 	toolNames  []string
+	// Client software, drawn from crng so that the rest of the traffic
+	// is the same with and without it.
+	crng   *rand.Rand
+	cli    []clientID // 0: none; 1..clientBuilds: the catalogue; then attackers' own
+	cliCDF []float64  // popularity of the catalogue's builds (Zipf)
 }
 
 const (
 	vocabSize   = 3000
 	modelsCount = 40
 	toolsCount  = 60
+	// clientBuilds is the catalogue of client software builds, popular
+	// ones far more common (Zipf, exponent 1.2: the most common build is
+	// about a quarter of all clients). Three consecutive builds (versions
+	// of one program) share a TLS ClientHello and differ in User-Agent:
+	// an update changes the User-Agent, one in three also the ClientHello.
+	clientBuilds   = 300
+	buildsPerStack = 3
+	updateP        = 1.0 / 28  // per client and day: an update (browsers every ~4 weeks)
+	newDeviceP     = 1.0 / 120 // per user and day: a new device or program replaces one
 )
 
 // Run replays cfg's traffic through a new engine and reports the results.
@@ -208,6 +288,22 @@ func Run(cfg Config) (*Result, error) {
 	if cfg.Days < 6 && !cfg.NoAttacks {
 		return nil, fmt.Errorf("behaviorsim: attacks need at least 6 days (history before them)")
 	}
+	switch cfg.Client {
+	case "", ClientTLS, ClientUA, ClientOff:
+	default:
+		return nil, fmt.Errorf("behaviorsim: client %q: want %s, %s or %s", cfg.Client, ClientTLS, ClientUA, ClientOff)
+	}
+	switch cfg.StolenClient {
+	case "", StolenNew, StolenUA, StolenReplay, StolenPopulation:
+	default:
+		return nil, fmt.Errorf("behaviorsim: stolen client %q: want %s, %s, %s or %s", cfg.StolenClient,
+			StolenNew, StolenUA, StolenReplay, StolenPopulation)
+	}
+	switch cfg.StolenAt {
+	case "", StolenNight, StolenDay:
+	default:
+		return nil, fmt.Errorf("behaviorsim: stolen at %q: want %s or %s", cfg.StolenAt, StolenNight, StolenDay)
+	}
 	s := &sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)),
 		epoch: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)} // a Monday
 	for i := 0; i < modelsCount; i++ {
@@ -216,6 +312,8 @@ func Run(cfg Config) (*Result, error) {
 	for i := 0; i < toolsCount; i++ {
 		s.toolNames = append(s.toolNames, fmt.Sprintf("tool_%02d", i))
 	}
+	s.crng = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0xc11e))
+	s.makeClients()
 	s.makePrincipals()
 	if !cfg.NoAttacks {
 		if err := s.planAttacks(); err != nil {
@@ -241,12 +339,14 @@ func Run(cfg Config) (*Result, error) {
 		ar.Instances++
 	}
 	began := time.Now()
+	faBy := map[int32]int{}
 	var o behavior.Observation
 	// A day's traffic may run past midnight (sessions in other time zones,
 	// attacks); what does is replayed with the next day's, so that the
 	// engine sees every principal's requests in time order.
 	var pending []req
 	for day := 0; day < cfg.Days; day++ {
+		s.updateClients()
 		reqs := append(pending, s.day(day)...)
 		sort.Slice(reqs, func(i, j int) bool { return reqs[i].t < reqs[j].t })
 		pending = nil
@@ -270,6 +370,14 @@ func Run(cfg Config) (*Result, error) {
 			if r.tool > 0 {
 				o.Tool = s.toolNames[r.tool-1]
 			}
+			if c := &s.cli[r.cli]; r.cli > 0 {
+				switch cfg.Client {
+				case ClientTLS, "":
+					o.ClientHello, o.UserAgent = c.tls, c.ua
+				case ClientUA:
+					o.UserAgent = c.ua
+				}
+			}
 			res.Requests++
 			var a *attack
 			if r.attack > 0 {
@@ -277,8 +385,23 @@ func Run(cfg Config) (*Result, error) {
 				a.sent++
 			} else {
 				res.BenignRequests++
+				for _, x := range s.atk {
+					if int(r.p) == x.p && x.sent > 0 && r.t <= x.end {
+						x.owner++
+					}
+				}
 			}
 			an := eng.Observe(&o)
+			if cfg.Trace != "" && p.id == cfg.Trace && cfg.TraceOut != nil {
+				loc := time.Unix(0, r.t).UTC().Add(time.Duration(p.tz) * time.Hour)
+				fmt.Fprintf(cfg.TraceOut, "day %2d %s local %s net %06x client %d status %d attack %d tokens %d/%d risk %.2f", day,
+					time.Unix(0, r.t).UTC().Format("Mon 15:04:05"), loc.Format("15:04"), r.net, r.cli, r.status, r.attack,
+					r.promptTok, r.complTok, eng.RiskOf(kindNames[p.kind], p.id))
+				if an != nil {
+					fmt.Fprintf(cfg.TraceOut, " ANOMALY %s", an.Reason)
+				}
+				fmt.Fprintln(cfg.TraceOut)
+			}
 			if an == nil {
 				continue
 			}
@@ -301,6 +424,7 @@ func Run(cfg Config) (*Result, error) {
 			default:
 				res.FalseAlarms++
 				res.FalseAlarmsBy[kindNames[p.kind]]++
+				faBy[r.p]++
 				var fs []string
 				for _, f := range an.Features {
 					fs = append(fs, f.Name)
@@ -315,8 +439,18 @@ func Run(cfg Config) (*Result, error) {
 					res.FalseAlarmSample = res.FalseAlarmSample[1:]
 				}
 				{
-					res.FalseAlarmSample = append(res.FalseAlarmSample, fmt.Sprintf("%s day %d %s: %s",
-						p.id, day, time.Unix(0, r.t).UTC().Format("Mon 15:04"), an.Reason))
+					where := "elsewhere"
+					switch r.net {
+					case p.office:
+						where = "office"
+					case p.home:
+						where = "home"
+					case p.trip.net:
+						where = "trip"
+					}
+					res.FalseAlarmSample = append(res.FalseAlarmSample, fmt.Sprintf("%s day %d %s (local %s, %s): %s",
+						p.id, day, time.Unix(0, r.t).UTC().Format("Mon 15:04"),
+						time.Unix(0, r.t).UTC().Add(time.Duration(p.tz)*time.Hour).Format("15:04"), where, an.Reason))
 				}
 			}
 		}
@@ -325,8 +459,11 @@ func Run(cfg Config) (*Result, error) {
 		ar := res.Attacks[a.kind]
 		if !a.done || a.until > 50 {
 			p := &s.ps[a.p]
-			res.Misses = append(res.Misses, fmt.Sprintf("%s on %s (rate %.2f, tokOut %.0f, sigma %.2f, trip %d..%d %+dh, tz %+d, work %d-%d): until %d, features %v",
-				a.kind, p.id, p.rate, p.tokOut, p.sigma, p.trip.from, p.trip.to, p.trip.shift, p.tz, p.workFrom, p.workTo, a.until, a.feats))
+			res.Misses = append(res.Misses, fmt.Sprintf("%s on %s (rate %.2f, tokOut %.0f, sigma %.2f, trip %d..%d %+dh, tz %+d, work %d-%d; owner's requests during the attack %d): until %d, features %v",
+				a.kind, p.id, p.rate, p.tokOut, p.sigma, p.trip.from, p.trip.to, p.trip.shift, p.tz, p.workFrom, p.workTo, a.owner, a.until, a.feats))
+		}
+		if a.owner > 0 {
+			ar.Concurrent++
 		}
 		if a.done {
 			ar.Detected++
@@ -336,6 +473,7 @@ func Run(cfg Config) (*Result, error) {
 			}
 		}
 	}
+	res.FalseAlarmPrincipals = len(faBy)
 	res.Elapsed = time.Since(began)
 	return res, nil
 }
@@ -402,6 +540,93 @@ func (s *sim) makePrincipals() {
 		}
 		s.ps = append(s.ps, p)
 	}
+	for i := range s.ps {
+		s.giveClients(&s.ps[i])
+	}
+}
+
+// makeClients builds the catalogue of client builds and gives every
+// principal its clients.
+func (s *sim) makeClients() {
+	s.cli = make([]clientID, 1, clientBuilds+1)
+	var sum float64
+	for b := 1; b <= clientBuilds; b++ {
+		stack := uint64((b-1)/buildsPerStack + 1)
+		s.cli = append(s.cli, clientID{tls: splitmix(stack * 0x51ed27), ua: fmt.Sprintf("client/%d.%d", (b-1)/buildsPerStack, (b-1)%buildsPerStack)})
+		sum += math.Pow(float64(b), -1.2)
+		s.cliCDF = append(s.cliCDF, sum)
+	}
+	for i := range s.cliCDF {
+		s.cliCDF[i] /= sum
+	}
+}
+
+// popularBuild draws a catalogue build by popularity.
+func (s *sim) popularBuild() int32 {
+	return int32(sort.SearchFloat64s(s.cliCDF, s.crng.Float64())) + 1
+}
+
+// giveClients gives p its clients (after makePrincipals, from crng).
+func (s *sim) giveClients(p *principal) {
+	n := 1
+	switch p.kind {
+	case user:
+		n = 1 + s.crng.IntN(3)
+	case agent:
+		n = 1 + s.crng.IntN(2)
+	}
+	for j := 0; j < n; j++ {
+		p.clients = append(p.clients, s.popularBuild())
+	}
+}
+
+// updateClients applies a day's software updates (the next build: a new
+// User-Agent, every third one also a new ClientHello) and, for users, new
+// devices (a build drawn by popularity replaces one of their clients).
+func (s *sim) updateClients() {
+	for i := range s.ps {
+		p := &s.ps[i]
+		for j, c := range p.clients {
+			if s.crng.Float64() < updateP {
+				p.clients[j] = c%clientBuilds + 1
+			}
+		}
+		if p.kind == user && s.crng.Float64() < newDeviceP {
+			p.clients[s.crng.IntN(len(p.clients))] = s.popularBuild()
+		}
+	}
+}
+
+// sessionClient is the client of a user's session or an agent's task: the
+// first (main) one 70% of the time.
+func (s *sim) sessionClient(p *principal) int32 {
+	if len(p.clients) == 1 || s.crng.Float64() < 0.7 {
+		return p.clients[0]
+	}
+	return p.clients[1+s.crng.IntN(len(p.clients)-1)]
+}
+
+// stolenClient is the client a stolen credential of p is used from.
+func (s *sim) stolenClient(p *principal) int32 {
+	victim := s.cli[p.clients[0]]
+	own := clientID{tls: splitmix(uint64(len(s.cli)) ^ 0xa77ac4e4), ua: fmt.Sprintf("attacker/%d", len(s.cli))}
+	switch s.cfg.StolenClient {
+	case StolenReplay:
+		return p.clients[0]
+	case StolenPopulation:
+		return s.popularBuild()
+	case StolenUA:
+		own.ua = victim.ua
+	}
+	s.cli = append(s.cli, own)
+	return int32(len(s.cli) - 1)
+}
+
+func splitmix(x uint64) uint64 {
+	x += 0x9E3779B97F4A7C15
+	x = (x ^ x>>30) * 0xBF58476D1CE4E5B9
+	x = (x ^ x>>27) * 0x94D049BB133111EB
+	return x ^ x>>31
 }
 
 func (s *sim) template(n int) []int {
@@ -493,7 +718,9 @@ func (s *sim) planAttacks() error {
 			// active, except the stolen credential: at the owner's night.
 			hour := s.unifInt(pr.workFrom, pr.workTo-1) - pr.tz
 			if k == Stolen {
-				hour = s.unifInt(1, 4) - pr.tz
+				if h := s.unifInt(1, 4) - pr.tz; s.cfg.StolenAt != StolenDay {
+					hour = h
+				}
 			}
 			if pr.kind == service {
 				hour = s.rng.IntN(24)
@@ -588,6 +815,7 @@ func (s *sim) userDay(out []req, pi int32, p *principal, d int, dayStart time.Ti
 		if traveling {
 			net = p.trip.net
 		}
+		cli := s.sessionClient(p) // travellers keep their devices
 		t := dayStart.Add(time.Duration((local - float64(p.tz) - float64(shift)) * float64(time.Hour))).UnixNano()
 		n := 1 + int(s.rng.ExpFloat64()*6)
 		burst := s.rng.Float64() < 0.03 // a batch run from a notebook
@@ -595,7 +823,7 @@ func (s *sim) userDay(out []req, pi int32, p *principal, d int, dayStart time.Ti
 			n = s.unifInt(20, 60)
 		}
 		for j := 0; j < n; j++ {
-			r := req{t: t, p: pi, net: net}
+			r := req{t: t, p: pi, net: net, cli: cli}
 			s.benign(p, &r)
 			r.prompt = s.diversePrompt(p)
 			out = append(out, r)
@@ -621,7 +849,7 @@ func (s *sim) serviceDay(out []req, pi int32, p *principal, d int, dayStart time
 		if t >= end {
 			return out
 		}
-		r := req{t: int64(t), p: pi, net: p.office}
+		r := req{t: int64(t), p: pi, net: p.office, cli: p.clients[0]}
 		s.benign(p, &r)
 		if outage && h >= outFrom && h < outFrom+0.5 && s.rng.Float64() < 0.7 {
 			r.status, r.promptTok, r.complTok, r.bytes = 502, 0, 0, 200
@@ -640,8 +868,9 @@ func (s *sim) agentDay(out []req, pi int32, p *principal, d int, dayStart time.T
 		local := 6 + 16*s.rng.Float64()
 		t := dayStart.Add(time.Duration((local - float64(p.tz)) * float64(time.Hour))).UnixNano()
 		n := s.unifInt(3, 40)
+		cli := s.sessionClient(p)
 		for j := 0; j < n; j++ {
-			r := req{t: t, p: pi, net: p.office}
+			r := req{t: t, p: pi, net: p.office, cli: cli}
 			if j%2 == 1 && len(p.tools) > 0 {
 				r.tool = p.tools[s.rng.IntN(len(p.tools))]
 			}
@@ -666,8 +895,14 @@ func (s *sim) attackDay(out []req, ai int, a *attack, dayStart time.Time) []req 
 	}
 	p := &s.ps[a.p]
 	t := a.start
+	// The attacks other than the stolen credential come from the
+	// principal's own (main) client: an insider, a compromised agent.
+	cli := p.clients[0]
+	if a.kind == Stolen {
+		cli = s.stolenClient(p)
+	}
 	add := func(r req, gap float64) {
-		r.t, r.p, r.attack = t, int32(a.p), int16(ai+1)
+		r.t, r.p, r.attack, r.cli = t, int32(a.p), int16(ai+1), cli
 		out = append(out, r)
 		a.end = t
 		t += int64(gap * float64(time.Second))
@@ -755,8 +990,8 @@ func poisson(rng *rand.Rand, mean float64) int {
 // Report formats results of several seeds as a Markdown table.
 func Report(results []*Result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| attack | instances | detected | rate | within 50 requests | median requests to detect | max | driving features |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| attack | instances | detected | rate | within 50 requests | median requests to detect | max | owner active during | driving features |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
 	for _, k := range Attacks {
 		agg := &AttackResult{Features: map[string]int{}}
 		for _, r := range results {
@@ -764,6 +999,7 @@ func Report(results []*Result) string {
 				agg.Instances += a.Instances
 				agg.Detected += a.Detected
 				agg.Until = append(agg.Until, a.Until...)
+				agg.Concurrent += a.Concurrent
 				for f, n := range a.Features {
 					agg.Features[f] += n
 				}
@@ -788,8 +1024,8 @@ func Report(results []*Result) string {
 			}
 			names = append(names, x.f)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %.1f%% | %.1f%% | %d | %d | %s |\n", k, agg.Instances, agg.Detected,
-			100*agg.Rate(), 100*float64(agg.Within(50))/float64(agg.Instances), agg.Median(), agg.Max(), strings.Join(names, ", "))
+		fmt.Fprintf(&b, "| %s | %d | %d | %.1f%% | %.1f%% | %d | %d | %d | %s |\n", k, agg.Instances, agg.Detected,
+			100*agg.Rate(), 100*float64(agg.Within(50))/float64(agg.Instances), agg.Median(), agg.Max(), agg.Concurrent, strings.Join(names, ", "))
 	}
 	return b.String()
 }

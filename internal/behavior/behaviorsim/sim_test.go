@@ -50,3 +50,33 @@ func TestBenignFalseAlarms(t *testing.T) {
 	}
 	t.Logf("%d false alarms in %d benign requests (%.3f per 10k)", r.FalseAlarms, r.BenignRequests, r.FalseAlarmsPer10k())
 }
+
+// TestStolenAt: a stolen credential used during the owner's office hours
+// (often while the owner works too) is detected like one used at night
+// when the attacker's client is new; the runs count the instances during
+// which the owner was active. An unknown StolenAt is refused.
+func TestStolenAt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulation")
+	}
+	for _, at := range []string{StolenNight, StolenDay} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			r, err := Run(Config{Seed: 12, Principals: 150, Days: 8, AttacksPer: 10, Only: []string{Stolen}, StolenAt: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := r.Attacks[Stolen]
+			if a.Within(50) < 9 {
+				t.Fatalf("%d of %d detected within 50 requests (until: %v)", a.Within(50), a.Instances, a.Until)
+			}
+			if a.Concurrent < 0 || a.Concurrent > a.Instances || at == StolenNight && a.Concurrent > 2 {
+				t.Fatalf("owner active during %d of %d instances", a.Concurrent, a.Instances)
+			}
+			t.Logf("%s: %d/%d within 50, owner active during %d", at, a.Within(50), a.Instances, a.Concurrent)
+		})
+	}
+	if _, err := Run(Config{Seed: 1, Days: 8, StolenAt: "noon"}); err == nil {
+		t.Fatal("StolenAt noon accepted")
+	}
+}
