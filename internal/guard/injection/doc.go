@@ -20,9 +20,11 @@
 // are then added in one logistic model:
 //
 //   - rules for the mechanics of injection, written over word classes in several languages
-//     rather than fixed strings: overriding earlier instructions, role reassignment, persona
-//     jailbreaks, privileged "modes", authority claims, requests for the system prompt or
-//     secrets (not when negated, as in a system prompt's "never reveal …"), hiding things from
+//     rather than fixed strings: overriding earlier instructions, role reassignment ("you are
+//     no longer …"), persona jailbreaks ("never refuse"), hypotheticals in which the model is
+//     unrestricted or reveals its secrets, privileged "modes", authority claims, requests for
+//     the system prompt or secrets, whole or piece by piece (not when negated, as in a system
+//     prompt's "never reveal …"), hiding things from
 //     the user, fake chat-template and role delimiters, encoded payloads (base64, hex; the
 //     decoded text is scanned again), and obfuscation (zero-width characters inside words, bidi
 //     overrides, tag smuggling, mixed-script words, spaced-out letters, leetspeak, rot13,
@@ -54,7 +56,7 @@
 // knows the languages of its training data unevenly, and a script's share of attacks in the
 // data set is not evidence (a nuisance term absorbs it during training). On the validation split
 // of its development data the embedded weights catch about three attacks in four (77 %) at a
-// false-positive rate of 1.8 %, and flag 0.3 % of generated ordinary prompts from templates they
+// false-positive rate of 1.5 %, and flag 0.2 % of generated ordinary prompts from templates they
 // were not trained on (bench/RESULTS.md has the figures and the experiments that did not ship).
 // Use it as one layer: with least privilege for tools, and with output-side checks.
 package injection

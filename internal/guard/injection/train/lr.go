@@ -15,12 +15,13 @@ type example struct {
 	script int  // nuisance slot of the dominant script, or -1
 	domain int  // nuisance slot of the data domain, or -1
 	win    bool // a window (a span shorter than the whole text): the window bias applies
+	seg    bool // a segment (a sentence or line of a long text): the segment bias applies
 	y      float64
 	w      float64
 }
 
 // params of the logistic regression, laid out in one vector for L-BFGS:
-// [ n-gram weights (1<<bits) | rule weights (NumRules) | script and domain offsets | bias | window bias ].
+// [ n-gram weights (1<<bits) | rule weights (NumRules) | script and domain offsets | bias | window bias | segment bias ].
 type layout struct{ nw, nr, ns int }
 
 // Nuisance slots: one per script, then one per mixed-label document domain (BIPIA e-mail, table,
@@ -32,18 +33,23 @@ const numDomains = 3
 func newLayout(bits uint8) layout {
 	return layout{nw: 1 << bits, nr: engine.NumRules, ns: engine.NumScripts + numDomains}
 }
-func (l layout) size() int      { return l.nw + l.nr + l.ns + 2 }
+func (l layout) size() int      { return l.nw + l.nr + l.ns + 3 }
 func (l layout) rule(r int) int { return l.nw + r }
 func (l layout) script(s int) int {
 	return l.nw + l.nr + s
 }
 func (l layout) bias() int { return l.nw + l.nr + l.ns }
 func (l layout) win() int  { return l.nw + l.nr + l.ns + 1 }
+func (l layout) seg() int  { return l.nw + l.nr + l.ns + 2 }
 
 // hyper are the regularisation strengths.
 type hyper struct {
 	lambda float64 // L2 on n-gram weights
 	mu     float64 // L2 pulling rule weights towards their priors
+	// floor is the L2 strength below a rule's prior (0: mu on both sides). A large value makes
+	// the prior a floor: a rule's weight may rise with the data, but n-grams that co-occur with
+	// it in benign texts cannot talk it below its hand-set severity.
+	floor  float64
 	nu     float64 // L2 on the per-script nuisance offsets (dropped at inference)
 	script bool    // fit per-script nuisance offsets
 	// bias0 is the fixed value of the bias when fixBias is set: a text without evidence either
@@ -57,6 +63,9 @@ func (l layout) logit(x []float64, e *example, withScript bool) float64 {
 	z := x[l.bias()]
 	if e.win {
 		z += x[l.win()]
+	}
+	if e.seg {
+		z += x[l.seg()]
 	}
 	for k, i := range e.idx {
 		z += x[i] * float64(e.val[k])
@@ -144,6 +153,9 @@ func objective(l layout, h hyper, ex []example, x, g []float64, parts [][]float6
 				if e.win {
 					gp[l.win()] += d
 				}
+				if e.seg {
+					gp[l.seg()] += d
+				}
 			}
 			losses[p] = loss
 		}(p)
@@ -172,17 +184,23 @@ func objective(l layout, h hyper, ex []example, x, g []float64, parts [][]float6
 	}
 	for r := 0; r < l.nr; r++ {
 		d := x[l.rule(r)] - engine.RulePrior(r)
-		loss += h.mu / 2 * d * d
-		g[l.rule(r)] += h.mu * d
+		mu := h.mu
+		if d < 0 && h.floor > 0 {
+			mu = h.floor
+		}
+		loss += mu / 2 * d * d
+		g[l.rule(r)] += mu * d
 	}
 	for s := 0; s < l.ns; s++ {
 		v := x[l.script(s)]
 		loss += h.nu / 2 * v * v
 		g[l.script(s)] += h.nu * v
 	}
-	if v := x[l.win()]; v != 0 {
-		loss += h.nu / 2 * v * v
-		g[l.win()] += h.nu * v
+	for _, j := range []int{l.win(), l.seg()} {
+		if v := x[j]; v != 0 {
+			loss += h.nu / 2 * v * v
+			g[j] += h.nu * v
+		}
 	}
 	return loss
 }

@@ -17,12 +17,17 @@
 // rows. Cross-validation scores real rows only; the prompts of held-aside templates are scored
 // separately, as a false-positive check on phrasings never trained on.
 //
+// Rule weights are held near their hand-set priors by an L2 pull of strength -mu (1e-3); with
+// -rule-floor the pull below a prior has that strength instead, so a prior acts as a floor
+// (tried with -mu 1e-5, not shipped: bench/RESULTS.md).
+//
 // Training is deterministic: the split and the folds are hashes of the texts, the optimiser is
 // full-batch L-BFGS from a fixed start, and sums are reduced in a fixed order.
 package main
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -69,11 +74,18 @@ type options struct {
 	bias                     float64 // fixed bias; NaN: learned
 	bag                      bool
 	alone                    bool    // planted instructions on their own are benign prompts (see plantedAlone)
+	genSpans                 bool    // the segments and windows of generated prompts are negatives too
+	foldByInsertion          bool    // cross-validation folds of planted instructions by the inserted text
+	plantedForm              bool    // a located planted instruction's positive segment keeps its form features and rules, not its n-grams
+	plantedSpan              bool    // positive spans of planted instructions are chosen where the insertion is (see plantedSpans)
 	gen                      int     // generated benign prompts (package benign) added to every training fold
 	genWeight                float64 // their total weight, as a fraction of the real benign rows' total weight
 	genSeed                  uint64
 	mu                       float64 // L2 strength pulling rule weights towards their priors
+	floor                    float64 // L2 strength below the priors (0: mu)
 	probe                    string  // files of texts (one per line) to score with the mean of the fold models, for error analysis
+	misses                   bool    // print missed-attack counts by family, variant and language
+	missText                 string  // print the out-of-fold missed training attacks whose family, variant or language contains this
 }
 
 func run(args []string, w io.Writer) error {
@@ -91,6 +103,11 @@ func run(args []string, w io.Writer) error {
 	fs.UintVar(&maxN, "maxn", 5, "longest character n-gram (-minn 0 -maxn 0: no character n-grams)")
 	fs.UintVar(&words, "words", 2, "word features: 0 none, 1 unigrams, 2 unigrams and bigrams")
 	fs.BoolVar(&o.cfg.Cues, "cues", false, "cue-word features (multilingual lexicon concepts, and the same at a sentence start)")
+	fs.BoolVar(&o.cfg.Ideo, "ideo", false, "character unigrams and bigrams of Han, kana and Hangul")
+	fs.BoolVar(&o.cfg.MaskEncoded, "mask-encoded", false, "leave the n-grams of encoded runs (hex, base64) out of the sums")
+	fs.BoolVar(&o.cfg.SegmentFeatures, "segment-features", false, "with -segments: features of a segment's form (first word, first two words, last character) with weights of their own")
+	fs.BoolVar(&o.cfg.SegmentsLong, "segments-long", false, "with -segments: only long texts are scored by segments")
+	fs.BoolVar(&o.cfg.Segments, "segments", false, "long texts are also scored by their sentences and lines (with a learned segment offset)")
 	fs.UintVar(&window, "window", 128, "window length in folded characters, for long texts")
 	fs.UintVar(&stride, "stride", 64, "window stride")
 	fs.UintVar(&long, "long", 400, "texts longer than this many folded characters (and than a window) are also scored by windows")
@@ -104,12 +121,20 @@ func run(args []string, w io.Writer) error {
 	fs.BoolVar(&o.rules, "rules", true, "use the rules as features (false: ablation, the rule indicators are left out)")
 	fs.Float64Var(&o.bias, "bias", math.NaN(), "fix the model's bias (the logit of a text with no evidence) at this value; NaN learns it")
 	fs.BoolVar(&o.alone, "planted-alone", false, "train on each planted instruction, recovered from its clean document, as a benign prompt on its own")
+	fs.BoolVar(&o.foldByInsertion, "fold-by-insertion", false, "cross-validation folds of attacks whose insertion is located (see -planted-span) by the inserted text: out-of-fold figures for instructions never trained on")
+	fs.BoolVar(&o.plantedForm, "planted-form", false, "with -planted-span and -segment-features: a located instruction's positive segment is trained on its form features and rules only, not its n-grams")
+	fs.BoolVar(&o.genSpans, "gen-spans", false, "in multiple-instance rounds, the segments and windows of the generated prompts are negatives too")
+	fs.BoolVar(&o.plantedSpan, "planted-span", false, "in multiple-instance rounds, the positive span of an attack whose clean document is in the data is chosen among the spans holding the inserted text")
 	fs.BoolVar(&o.bag, "bag", true, "ship the mean of the fold models (the models the threshold was chosen for) instead of refitting on the whole training split")
 	fs.IntVar(&o.gen, "gen", 12000, "generated ordinary prompts (synthetic benign, package benign) added to the training side of every fold and of the final fit; those of held-aside templates only measure FPR")
 	fs.Float64Var(&o.genWeight, "gen-weight", 1, "total weight of the generated prompts relative to the real benign training rows")
 	fs.Uint64Var(&o.genSeed, "gen-seed", 1, "seed of the generated prompts")
 	fs.StringVar(&o.probe, "probe", "", "comma-separated files of texts, one per line (\\n for a newline), scored with the mean of the chosen fold models at the out-of-fold threshold (printed only)")
 	fs.Float64Var(&o.mu, "mu", 1e-3, "L2 strength pulling the rule weights towards their hand-set priors")
+	fs.Float64Var(&o.floor, "rule-floor", 0, "L2 strength below a rule's prior (large: the prior is a floor the weight cannot be trained below; 0: -mu on both sides)")
+	fs.BoolVar(&o.misses, "misses", false, "print missed-attack counts by family, attack variant and language (out of fold; with -eval, the evaluated split: counts only)")
+	fs.StringVar(&o.missText, "miss-text", "", "print the texts of out-of-fold missed training attacks whose family, variant or language contains this (training split only)")
+	fs.IntVar(&missChars, "miss-chars", 300, "characters of each text -miss-text prints")
 	fs.BoolVar(&o.cvOnly, "cv-only", false, "stop after cross-validation (and -loso): no final fit, no validation")
 	var norm string
 	fs.StringVar(&norm, "norm", "sqrt", "n-gram sum normalisation: mean or sqrt")
@@ -123,7 +148,7 @@ func run(args []string, w io.Writer) error {
 		return err
 	}
 	o.cfg = engine.Config{Bits: uint8(bits), MinN: uint8(minN), MaxN: uint8(maxN), Words: uint8(words), Window: uint16(window),
-		Stride: uint16(stride), Long: uint16(max(long, window)), PromptWindows: o.cfg.PromptWindows, Cues: o.cfg.Cues}
+		Stride: uint16(stride), Long: uint16(max(long, window)), PromptWindows: o.cfg.PromptWindows, Cues: o.cfg.Cues, Ideo: o.cfg.Ideo, Segments: o.cfg.Segments, SegmentsLong: o.cfg.SegmentsLong, SegmentFeatures: o.cfg.SegmentFeatures, MaskEncoded: o.cfg.MaskEncoded}
 	switch norm {
 	case "mean":
 		o.cfg.Norm = 1
@@ -209,6 +234,15 @@ func evaluate(w io.Writer, o options, rows []dataset.Row) error {
 		}
 	}
 	el := time.Since(start)
+	if o.misses {
+		rs := make([]*dataset.Row, len(sel))
+		pred := make([]bool, len(sel))
+		for i := range sel {
+			rs[i] = &sel[i]
+			pred[i] = d.Detect([]byte(sel[i].Text)).Attack
+		}
+		missReport(w, "embedded model, "+o.split+" split", rs, pred)
+	}
 	fmt.Fprintf(w, "\nembedded model, Detect on the %s split (%d rows, threshold %.3f):\n  %s\n", o.split, len(sel), d.Threshold(), all)
 	fmt.Fprintf(w, "  scoring time %v for %d bytes (%.1f MB/s, one goroutine, includes DetectDocument on long rows)\n",
 		el.Round(time.Millisecond), nbytes, float64(nbytes)/el.Seconds()/1e6)
@@ -246,6 +280,11 @@ type prepared struct {
 	// the instruction on its own (see plantedAlone).
 	alone []*engine.Analysis
 	gen   bool // a generated prompt: trained on, never scored out of fold
+	// ins is, for an attack that is a benign row of its near-duplicate group plus one inserted
+	// instruction, the folded span of the insertion (hasIns); see plantedSpans.
+	ins     [2]int
+	hasIns  bool
+	insText string
 }
 
 type builder struct {
@@ -256,8 +295,33 @@ type builder struct {
 	touch      []uint32
 }
 
-// example builds the training example of folded span [s, e) of a.
-func (b *builder) example(a *engine.Analysis, s, e int, y, wt float64) example {
+// span is a part of a text the detector scores: the whole text, a window, or a segment (a
+// sentence or line of a long text).
+type span struct {
+	a, b int
+	seg  bool
+	k    int // with seg: the segment's index in Analysis.Segs
+}
+
+// spansOf returns the spans of a scored by the detector: the whole text when whole is true, and
+// when windows is true, the windows of a long text and (with Config.Segments) the segments of
+// any text that has more than one.
+func spansOf(cfg engine.Config, a *engine.Analysis, whole, windows bool) []span {
+	var out []span
+	for _, w := range cfg.Windows(a.N, whole, windows) {
+		out = append(out, span{a: w[0], b: w[1]})
+	}
+	if windows && cfg.Segments && (cfg.IsLong(a.N) || !cfg.SegmentsLong) {
+		for k, sg := range a.Segs {
+			out = append(out, span{a: sg[0], b: sg[1], seg: true, k: k})
+		}
+	}
+	return out
+}
+
+// example builds the training example of span sp of a.
+func (b *builder) example(a *engine.Analysis, sp span, y, wt float64) example {
+	s, e := sp.a, sp.b
 	if b.count == nil {
 		b.count = make([]int32, 1<<b.cfg.Bits)
 	}
@@ -269,7 +333,7 @@ func (b *builder) example(a *engine.Analysis, s, e int, y, wt float64) example {
 		b.count[k]++
 	}
 	sort.Slice(b.touch, func(i, j int) bool { return b.touch[i] < b.touch[j] })
-	ex := example{y: y, w: wt, script: a.Script, domain: -1, win: b.windowBias && !(s == 0 && e == a.N)}
+	ex := example{y: y, w: wt, script: a.Script, domain: -1, win: b.windowBias && !sp.seg && !(s == 0 && e == a.N), seg: sp.seg}
 	norm := b.cfg.NormFactor(int(a.Pos[e] - a.Pos[s]))
 	ex.idx = make([]uint32, len(b.touch))
 	ex.val = make([]float32, len(b.touch))
@@ -283,6 +347,12 @@ func (b *builder) example(a *engine.Analysis, s, e int, y, wt float64) example {
 			if h.Start >= s && h.End <= e {
 				ex.rules |= 1 << uint(h.Rule)
 			}
+		}
+	}
+	if sp.seg && b.cfg.SegmentFeatures {
+		for _, f := range a.SegF[sp.k][:a.SegN[sp.k]] {
+			ex.idx = append(ex.idx, f)
+			ex.val = append(ex.val, 1)
 		}
 	}
 	return ex
@@ -314,7 +384,17 @@ func examples(o options, ps []prepared, l layout, x []float64) []example {
 			// a generated prompt: a negative whole text (and windows, if long), together weighing
 			// genWeight of the real benign rows
 			wt := o.genWeight * nneg / ngen * (npos + nneg) / (2 * nneg)
-			out = append(out, b.example(p.a, 0, p.a.N, 0, wt))
+			out = append(out, b.example(p.a, span{b: p.a.N}, 0, wt))
+			if x != nil && o.genSpans {
+				// multiple-instance rounds: its other spans (segments, windows) are negatives
+				// too, as for the real benign rows
+				if sp := spansOf(o.cfg, p.a, false, o.cfg.PromptWindows); len(sp) > 0 {
+					ww := wt / math.Sqrt(float64(len(sp)))
+					for _, s := range sp {
+						out = append(out, b.example(p.a, s, 0, ww))
+					}
+				}
+			}
 			continue
 		}
 		out = rowExamples(out, b, o, p, l, x, npos, nneg)
@@ -324,7 +404,7 @@ func examples(o options, ps []prepared, l layout, x []float64) []example {
 			setDomain(out, first, first+1, domainOf(p.row)) // the whole-text example comes first
 		}
 		for _, a := range p.alone {
-			out = append(out, b.example(a, 0, a.N, 0, (npos+nneg)/(2*nneg)))
+			out = append(out, b.example(a, span{b: a.N}, 0, (npos+nneg)/(2*nneg)))
 		}
 	}
 	return out
@@ -361,6 +441,76 @@ func plantedAlone(cfg engine.Config, ps []prepared) int {
 	return n
 }
 
+// plantedSpans locates, for every attack row that is a benign training row with one inserted
+// text (an instruction planted in a document), the insertion in folded coordinates. Multiple-instance learning then picks the positive span of such a row among the
+// spans that hold the insertion, rather than wherever the document's own text happens to score
+// highest: the document's text is benign (its clean copy is a benign row), and a positive span
+// made of it would teach the model that e-mails or tables of that kind are attacks.
+func plantedSpans(ps []prepared) int {
+	// candidates: the benign rows sharing the attack's first or last 32 bytes (an insertion at
+	// the start, in the middle or at the end keeps one of them)
+	const k = 32
+	byHead, byTail := map[string][]string{}, map[string][]string{}
+	for _, p := range ps {
+		if t := p.row.Text; !p.row.Attack && !p.gen && len(t) >= k {
+			byHead[t[:k]] = append(byHead[t[:k]], t)
+			byTail[t[len(t)-k:]] = append(byTail[t[len(t)-k:]], t)
+		}
+	}
+	n := 0
+	for i := range ps {
+		p := &ps[i]
+		t := p.row.Text
+		if !p.row.Attack || len(t) < k {
+			continue
+		}
+		for _, clean := range append(append([]string(nil), byHead[t[:k]]...), byTail[t[len(t)-k:]]...) {
+			bs, be, ok := insertionAt(p.row.Text, clean)
+			if !ok {
+				continue
+			}
+			var ft engine.Text
+			ft.Fold([]byte(p.row.Text), 0)
+			fa, fb := -1, -1
+			for k := range ft.R {
+				off := ft.SrcOff(k)
+				if off >= bs && off < be {
+					if fa < 0 {
+						fa = k
+					}
+					fb = k + 1
+				}
+			}
+			if fa >= 0 && fb <= p.a.N {
+				p.ins, p.hasIns, p.insText = [2]int{fa, fb}, true, p.row.Text[bs:be]
+				n++
+			}
+			break
+		}
+	}
+	return n
+}
+
+// insertionAt returns the byte range of attacked that was inserted into clean, when attacked is
+// clean with one insertion of at least 8 bytes.
+func insertionAt(attacked, clean string) (int, int, bool) {
+	if len(attacked) < len(clean)+8 {
+		return 0, 0, false
+	}
+	pre := 0
+	for pre < len(clean) && attacked[pre] == clean[pre] {
+		pre++
+	}
+	suf := 0
+	for suf < len(clean)-pre && attacked[len(attacked)-1-suf] == clean[len(clean)-1-suf] {
+		suf++
+	}
+	if pre+suf != len(clean) {
+		return 0, 0, false
+	}
+	return pre, len(attacked) - suf, true
+}
+
 // insertion returns the text inserted into clean to give attacked, when attacked is clean with
 // one short insertion.
 func insertion(attacked, clean string) (string, bool) {
@@ -390,9 +540,9 @@ func rowExamples(out []example, b *builder, o options, p prepared, l layout, x [
 	if p.row.Attack {
 		y, wt = 1, (npos+nneg)/(2*npos)
 	}
-	spans := o.cfg.Windows(p.a.N, true, o.cfg.PromptWindows)
+	spans := spansOf(o.cfg, p.a, true, o.cfg.PromptWindows)
 	if !p.row.Attack && o.winNeg {
-		spans = o.cfg.Windows(p.a.N, true, true) // hard negatives even where Detect does not score windows
+		spans = spansOf(o.cfg, p.a, true, true) // hard negatives even where Detect does not score windows
 	}
 	long := len(spans) > 1
 	if x == nil && o.windowBias && o.cfg.PromptWindows {
@@ -402,11 +552,11 @@ func rowExamples(out []example, b *builder, o options, p prepared, l layout, x [
 		spans = spans[:1]
 	}
 	if !p.row.Attack {
-		out = append(out, b.example(p.a, 0, p.a.N, 0, wt))
+		out = append(out, b.example(p.a, span{b: p.a.N}, 0, wt))
 		if k := len(spans) - 1; k > 0 {
 			ww := wt / math.Sqrt(float64(k))
 			for _, sp := range spans[1:] {
-				out = append(out, b.example(p.a, sp[0], sp[1], 0, ww))
+				out = append(out, b.example(p.a, sp, 0, ww))
 			}
 		}
 		return out
@@ -415,19 +565,43 @@ func rowExamples(out []example, b *builder, o options, p prepared, l layout, x [
 		return out // first fit: long attack texts wait until a model can point at their best span
 	}
 	if x == nil || len(spans) == 1 {
-		return append(out, b.example(p.a, 0, p.a.N, y, wt))
+		return append(out, b.example(p.a, span{b: p.a.N}, y, wt))
 	}
 	best, bz := -1, math.Inf(-1)
 	for k, sp := range spans {
-		ex := b.example(p.a, sp[0], sp[1], 0, 0)
+		if p.hasIns && o.plantedSpan && !holds(sp, p.ins, k == 0) {
+			continue
+		}
+		ex := b.example(p.a, sp, 0, 0)
 		if z := l.logit(x, &ex, false); z > bz {
 			best, bz = k, z
 		}
 	}
-	if o.milWhole && best != 0 {
-		out = append(out, b.example(p.a, 0, p.a.N, y, wt))
+	if best < 0 {
+		best = 0
 	}
-	return append(out, b.example(p.a, spans[best][0], spans[best][1], y, wt))
+	if o.milWhole && best != 0 {
+		out = append(out, b.example(p.a, span{b: p.a.N}, y, wt))
+	}
+	ex := b.example(p.a, spans[best], y, wt)
+	if sp := spans[best]; o.plantedForm && p.hasIns && o.plantedSpan && sp.seg && o.cfg.SegmentFeatures {
+		// only the segment's form (and rules) is evidence: its words are left to the rest of the
+		// data, where the same request may well be an ordinary prompt
+		k := len(ex.idx) - int(p.a.SegN[sp.k])
+		ex.idx, ex.val = ex.idx[k:], ex.val[k:]
+	}
+	return append(out, ex)
+}
+
+// holds reports whether span sp holds the inserted text ins: the insertion is at least half of
+// the span or the span covers at least half of the insertion. The whole text (whole) never
+// counts for a long text: most of it is the clean document.
+func holds(sp span, ins [2]int, whole bool) bool {
+	if whole {
+		return false
+	}
+	ov := min(sp.b, ins[1]) - max(sp.a, ins[0])
+	return ov > 0 && (2*ov >= sp.b-sp.a || 2*ov >= ins[1]-ins[0])
 }
 
 // fit trains on whole texts and benign windows, then refits o.mil times with each long attack
@@ -443,8 +617,8 @@ func fit(o options, l layout, h hyper, ps []prepared) []float64 {
 // score returns the detector's logit for a prepared row under parameters x (script offsets not used).
 func score(l layout, cfg engine.Config, x []float64, p prepared, b *builder) float64 {
 	best := math.Inf(-1)
-	for _, sp := range cfg.Windows(p.a.N, true, cfg.PromptWindows) {
-		ex := b.example(p.a, sp[0], sp[1], 0, 0)
+	for _, sp := range spansOf(cfg, p.a, true, cfg.PromptWindows) {
+		ex := b.example(p.a, sp, 0, 0)
 		if z := l.logit(x, &ex, false); z > best {
 			best = z
 		}
@@ -491,8 +665,10 @@ func crossValidate(o options, l layout, h hyper, ps, extra []prepared) cvResult 
 		for k, i := range tr {
 			sub[k] = ps[i]
 		}
+		t0 := time.Now()
 		x := fit(o, l, h, append(sub, extra...))
 		models = append(models, x)
+		fmt.Fprintf(os.Stderr, "  fold %d fitted in %v\n", f, time.Since(t0).Round(time.Second))
 		for _, i := range te {
 			oof[i] = score(l, o.cfg, x, ps[i], b)
 		}
@@ -532,6 +708,28 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	if o.alone {
 		fmt.Fprintf(w, "planted instructions recovered as benign prompts on their own: %d\n", plantedAlone(o.cfg, trainRows))
 	}
+	if o.plantedSpan || o.foldByInsertion {
+		n := plantedSpans(trainRows)
+		if o.foldByInsertion {
+			// cross-validation folds of located planted instructions by the inserted text, so
+			// that no instruction is scored out of fold after being trained on in another document
+			for _, p := range trainRows {
+				if p.hasIns {
+					key := strings.ToLower(strings.Join(strings.Fields(p.insText), " "))
+					h := sha256.Sum256([]byte("warden/injection/insertion-folds/v1\x00" + key))
+					p.row.Fold = int(binary.LittleEndian.Uint64(h[:8]) % dataset.Folds)
+				}
+			}
+		}
+		located := dataset.Breakdown{}
+		for _, p := range trainRows {
+			if p.row.Attack && strings.HasPrefix(p.row.Family(), "BIPIA") {
+				located.Add(p.row.Family(), true, p.hasIns)
+			}
+		}
+		fmt.Fprintf(w, "planted instructions located in their documents (positive spans chosen there): %d\n", n)
+		located.Write(w, "  ")
+	}
 	genTrain, genHeld := generated(o)
 	if o.gen > 0 {
 		nt, nl := benign.Templates()
@@ -539,8 +737,8 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 			nt, nl, o.genSeed, len(genTrain), o.genWeight, len(genHeld))
 	}
 	l := newLayout(o.cfg.Bits)
-	fmt.Fprintf(w, "features: %d-bit hashed character %d..%d-grams, word features %d, cue features %v, rules %v (%d); window %d stride %d long %d (window bias %v), prompt windows %v; MIL rounds %d (whole kept %v); analysed in %v\n",
-		o.cfg.Bits, o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.rules, engine.NumRules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias, o.cfg.PromptWindows,
+	fmt.Fprintf(w, "features: %d-bit hashed character %d..%d-grams, word features %d, cue features %v, ideographic 1-2-grams %v, segments %v, encoded runs masked %v, rules %v (%d); window %d stride %d long %d (window bias %v), prompt windows %v; MIL rounds %d (whole kept %v); analysed in %v\n",
+		o.cfg.Bits, o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.cfg.Ideo, o.cfg.Segments, o.cfg.MaskEncoded, o.rules, engine.NumRules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias, o.cfg.PromptWindows,
 		o.mil, o.milWhole, time.Since(start).Round(time.Millisecond))
 
 	grid := []hyper{}
@@ -549,7 +747,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 		if err != nil || lam <= 0 {
 			return fmt.Errorf("-lambda: bad value %q", f)
 		}
-		grid = append(grid, hyper{lambda: lam, mu: o.mu, nu: 1e-4, script: o.script, bias0: o.bias, fixBias: !math.IsNaN(o.bias)})
+		grid = append(grid, hyper{lambda: lam, mu: o.mu, floor: o.floor, nu: 1e-4, script: o.script, bias0: o.bias, fixBias: !math.IsNaN(o.bias)})
 	}
 	fmt.Fprintf(w, "\n%d-fold cross-validation on the training split (threshold at out-of-fold FPR ≤ %.3f):\n", dataset.Folds, o.fpr)
 	var best cvResult
@@ -561,12 +759,17 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 			x := average(r.models)
 			b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
 			fp := 0
+			var flagged []string
 			for _, p := range genHeld {
-				if score(l, o.cfg, x, p, b) >= r.threshold {
+				if z := score(l, o.cfg, x, p, b); z >= r.threshold {
 					fp++
+					flagged = append(flagged, fmt.Sprintf("%.3f %s %q", z, p.row.File, truncate(p.row.Text, 100)))
 				}
 			}
 			fmt.Fprintf(w, "    held-aside generated prompts, mean of the fold models at that threshold: FPR %.4f (%d of %d)\n", float64(fp)/float64(len(genHeld)), fp, len(genHeld))
+			for _, f := range flagged[:min(len(flagged), 30)] {
+				fmt.Fprintf(w, "      %s\n", f)
+			}
 		}
 		if o.probe != "" {
 			if err := probe(w, o, l, r); err != nil {
@@ -579,7 +782,25 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	}
 	fmt.Fprintf(w, "chosen: lambda %.0e (highest out-of-fold recall at the FPR target), logit threshold %.4f\n", best.h.lambda, best.threshold)
 	if o.dump > 0 {
-		dump(w, trainRows, best, o.dump)
+		dump(w, o, l, trainRows, best, o.dump)
+	}
+	if o.misses || o.missText != "" {
+		rs := make([]*dataset.Row, len(trainRows))
+		pred := make([]bool, len(trainRows))
+		for i, p := range trainRows {
+			rs[i], pred[i] = p.row, best.oof[i] >= best.threshold
+		}
+		if o.misses {
+			missReport(w, "out-of-fold (training split)", rs, pred)
+		}
+		if o.missText != "" {
+			fmt.Fprintf(w, "out-of-fold missed training attacks matching %q:\n", o.missText)
+			for i, r := range rs {
+				if r.Attack && !pred[i] && (strings.Contains(r.Family(), o.missText) || strings.Contains(r.Variant, o.missText) || langOf(r.Text) == o.missText) {
+					fmt.Fprintf(w, "  %7.3f %-28s %-5s %q\n", best.oof[i], r.Variant, langOf(r.Text), truncate(r.Text, missChars))
+				}
+			}
+		}
 	}
 
 	oofBySource := dataset.Breakdown{}
@@ -604,7 +825,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 		x = fit(o, l, best.h, append(append([]prepared(nil), trainRows...), genTrain...))
 	}
 	m := quantise(o.cfg, l, x, best.threshold)
-	fmt.Fprintf(w, "final fit: bias %.3f, window bias %.3f, n-gram scale %.3g\n", m.Bias, m.WindowBias, m.Scale)
+	fmt.Fprintf(w, "final fit: bias %.3f, window bias %.3f, segment bias %.3f, n-gram scale %.3g\n", m.Bias, m.WindowBias, m.SegmentBias, m.Scale)
 	// validation, once, through the same scanning code the detector uses
 	var val dataset.Metrics
 	bySource, byVariant := dataset.Breakdown{}, dataset.Breakdown{}
@@ -622,13 +843,13 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	genFPR := heldFPR(w, m, genHeld)
 	meta, _ := json.Marshal(map[string]any{
 		"generated_benign": map[string]any{"train": len(genTrain), "held": len(genHeld), "weight": o.genWeight, "seed": o.genSeed, "held_fpr": genFPR},
-		"data_sha256":      dataSum, "lambda": best.h.lambda, "mu": best.h.mu, "nu": best.h.nu,
+		"data_sha256":      dataSum, "lambda": best.h.lambda, "mu": best.h.mu, "rule_floor": best.h.floor, "nu": best.h.nu,
 		"oof_fpr_target": o.fpr, "oof_recall": best.m.Recall(), "oof_fpr": best.m.FPR(),
 		"val_precision": val.Precision(), "val_recall": val.Recall(), "val_fpr": val.FPR(),
 		"oof_recall_at_fpr": map[string]float64{"0.01": recallAt(trainRows, best.oof, 0.01), "0.015": recallAt(trainRows, best.oof, 0.015),
 			"0.02": recallAt(trainRows, best.oof, 0.02)},
-		"features": fmt.Sprintf("char %d..%d-grams, words %d, cues %v, rules %v, window %d/%d long %d, window bias %v",
-			o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.rules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias),
+		"features": fmt.Sprintf("char %d..%d-grams, words %d, cues %v, ideo %v, segments %v, mask encoded %v, rules %v, window %d/%d long %d, window bias %v",
+			o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.cfg.Ideo, o.cfg.Segments, o.cfg.MaskEncoded, o.rules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias),
 		"split":   "sha256 of near-duplicate group key, 20% validation",
 		"trainer": fmt.Sprintf("L-BFGS, class-balanced log-loss, %d MIL rounds (long attack texts skipped in the first fit: %v)", o.mil, o.milSkip),
 	})
@@ -688,6 +909,7 @@ func quantise(cfg engine.Config, l layout, x []float64, logitThreshold float64) 
 		m.Rule[r] = x[l.rule(r)]
 	}
 	m.WindowBias = x[l.win()]
+	m.SegmentBias = x[l.seg()]
 	m.Threshold = sigmoid(logitThreshold)
 	m.DocThreshold = m.Threshold
 	return m
@@ -766,20 +988,57 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 
 func bytesReader(b []byte) io.Reader { return &sliceReader{b} }
 
+func truncate(s string, n int) string {
+	t := []rune(s)
+	if len(t) > n {
+		return string(t[:n]) + "…"
+	}
+	return s
+}
+
 // dump prints the out-of-fold errors nearest the threshold, for error analysis on the terminal
 // (nothing is written to files).
-func dump(w io.Writer, ps []prepared, r cvResult, n int) {
+func dump(w io.Writer, o options, l layout, ps []prepared, r cvResult, n int) {
 	idx := make([]int, len(ps))
 	for i := range idx {
 		idx[i] = i
 	}
 	sort.Slice(idx, func(a, b int) bool { return r.oof[idx[a]] > r.oof[idx[b]] })
+	b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
 	show := func(i int) {
-		t := []rune(ps[i].row.Text)
+		p := ps[i]
+		t := []rune(p.row.Text)
 		if len(t) > 110 {
 			t = t[:110]
 		}
-		fmt.Fprintf(w, "  %7.3f %-40s %q\n", r.oof[i], ps[i].row.Family(), string(t))
+		fmt.Fprintf(w, "  %7.3f %-40s %q\n", r.oof[i], p.row.Family(), string(t))
+		// the span that decided the score, under the model of the row's fold
+		x := r.models[p.row.Fold]
+		best, bz := span{}, math.Inf(-1)
+		for _, sp := range spansOf(o.cfg, p.a, true, o.cfg.PromptWindows) {
+			ex := b.example(p.a, sp, 0, 0)
+			if z := l.logit(x, &ex, false); z > bz {
+				best, bz = sp, z
+			}
+		}
+		var ft engine.Text
+		ft.Fold([]byte(p.row.Text), 0)
+		kind := "whole"
+		switch {
+		case best.seg:
+			kind = "segment"
+		case best.a != 0 || best.b != p.a.N:
+			kind = "window"
+		}
+		var rules []string
+		for _, h := range p.a.Hits {
+			if h.Start >= best.a && h.End <= best.b {
+				rules = append(rules, engine.RuleName(h.Rule))
+			}
+		}
+		if best.b <= len(ft.R) {
+			fmt.Fprintf(w, "          %s %v %q\n", kind, rules, truncate(string(ft.R[best.a:best.b]), 160))
+		}
 	}
 	fmt.Fprintln(w, "highest-scoring benign rows:")
 	k := 0

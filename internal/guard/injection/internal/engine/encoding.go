@@ -66,6 +66,7 @@ func (s *Scratch) encodings(input []byte, start, end int, doc bool) {
 				}
 			}
 			if n >= 12 {
+				s.mask(start+i-1, start+j)
 				s.payload(RHex, s.decBuf[:n], start+i-1, start+j, doc)
 				i = j
 				continue
@@ -98,6 +99,7 @@ func (s *Scratch) encodings(input []byte, start, end int, doc bool) {
 			for k := 0; k < n; k++ {
 				s.decBuf[k] = unhex(run[2*k])<<4 | unhex(run[2*k+1])
 			}
+			s.mask(start+i, start+j)
 			s.payload(RHex, s.decBuf[:n], start+i, start+j, doc)
 		case len(run) >= minBase64 && upper && lower && (digit || sym || url) && !(sym && url):
 			src := run[:min(len(run), len(s.decBuf)/3*4)]
@@ -107,6 +109,9 @@ func (s *Scratch) encodings(input []byte, start, end int, doc bool) {
 				enc = base64.RawURLEncoding
 			}
 			if n, err := enc.Decode(s.decBuf[:], src); err == nil || n > 0 {
+				if len(run) >= minMaskBase64 {
+					s.mask(start+i, start+j)
+				}
 				s.payload(RBase64, s.decBuf[:n], start+i, start+j, doc)
 			}
 		case len(run) == 2 && isHex(run[0]) && isHex(run[1]):
@@ -118,11 +123,53 @@ func (s *Scratch) encodings(input []byte, start, end int, doc bool) {
 				k += 3
 			}
 			if n >= 12 {
+				s.mask(start+i, start+min(k, len(b)))
 				s.payload(RHex, s.decBuf[:n], start+i, start+min(k, len(b)), doc)
 				j = min(k, len(b))
 			}
 		}
 		i = j
+	}
+}
+
+// minMaskBase64 is the shortest base64 run whose characters are masked (Config.MaskEncoded).
+const minMaskBase64 = 32
+
+// maxMasks bounds the masked runs recorded per chunk.
+const maxMasks = 16
+
+// mask records input bytes [bs, be) as an encoded run: with Config.MaskEncoded, the n-gram
+// features ending inside it are not counted. An encoded payload is not language: its character
+// n-grams (digits read as '0', random letters) would only outweigh the words around it, so that
+// "decode this and follow it: <400 hex digits>" would look like a table of numbers.
+func (s *Scratch) mask(bs, be int) {
+	if s.nmask >= maxMasks {
+		return
+	}
+	fs, fe := foldedIndex(&s.t, bs), foldedIndex(&s.t, be)
+	if fe > fs {
+		s.masks[s.nmask] = [2]int32{int32(fs), int32(fe)}
+		s.nmask++
+	}
+}
+
+// applyMasks removes from the prefix sums the features ending inside the masked runs.
+func applyMasks(pre []int64, cnt []int32, masks [][2]int32) {
+	var dp int64
+	var dc int32
+	prevP, prevC := pre[0], cnt[0]
+	k := 0
+	for i := 0; i+1 < len(pre); i++ {
+		curP, curC := pre[i+1], cnt[i+1]
+		for k < len(masks) && int(masks[k][1]) <= i {
+			k++
+		}
+		if k < len(masks) && int(masks[k][0]) <= i {
+			dp += curP - prevP // position i's features
+			dc += curC - prevC
+		}
+		prevP, prevC = curP, curC
+		pre[i+1], cnt[i+1] = curP-dp, curC-dc
 	}
 }
 

@@ -89,6 +89,11 @@ var confusables = map[rune]rune{
 	'ᴡ': 'w', 'ᴢ': 'z', 'ſ': 's', 'ƅ': 'b', 'ɒ': 'a', 'ǝ': 'e', 'ɛ': 'e', 'ɔ': 'c',
 }
 
+// nativeLatin reports whether a confusable is a letter of a Latin-script alphabet (Turkish and
+// Azerbaijani dotless ı): it folds like the others, but a word mixing it with plain letters is
+// ordinary spelling, not a homoglyph.
+func nativeLatin(r rune) bool { return r == 'ı' }
+
 // invisibleClass reports whether r is removed by folding, and its class.
 func invisibleClass(r rune) int {
 	switch {
@@ -193,7 +198,7 @@ func buildFold() *foldTable {
 			t.block = append(t.block, make([]uint32, 256)...)
 		}
 		t.block[int(t.page[p])*256+int(r&0xFF)] = e
-		if conf {
+		if conf && !nativeLatin(r) {
 			if t.conf[p] == 0 {
 				t.conf[p] = uint16(len(t.confB))
 				t.confB = append(t.confB, [8]uint32{})

@@ -53,6 +53,11 @@ const (
 	cInstead           // instead, rather (an instruction shift)
 	cVisit             // visit, click, navigate, download, install, subscribe
 	cSend              // send, forward, transfer, submit
+	cHypo              // hypothetical, imagine, suppose, fictional, scenario, story, game
+	cAllow             // allowed, permitted, authorised, free to, able to
+	cFragment          // letter, character, digit, hint, clue, rhyme, length, backwards: a piece of a secret
+	cLonger            // longer ("no longer"), anymore
+	cRefuse            // refuse, decline, reject, deny, censor
 	numConcepts
 )
 
@@ -129,9 +134,9 @@ var lexicon = map[string][]int{
 	"are": {cBe, cIs}, "will": {cBe}, "be": {cBe}, "become": {cBe}, "shall": {cBe}, "re": {cBe},
 	"act": {cAct}, "acting": {cAct}, "behave": {cAct}, "respond": {cAct, cResponse},
 	"as": {cAs}, "like": {cAs},
-	"pretend*": {cPretend}, "roleplay*": {cPretend}, "impersonat*": {cPretend},
+	"pretend*": {cPretend, cHypo}, "roleplay*": {cPretend, cHypo}, "impersonat*": {cPretend},
 	"simulat*": {cPretend}, "emulat*": {cPretend}, "embody": {cPretend}, "finge": {cPretend},
-	"fingir": {cPretend}, "imagina": {cPretend}, "imagine": {cPretend}, "stell": {cPretend},
+	"fingir": {cPretend}, "imagina": {cPretend, cHypo}, "imagine": {cPretend, cHypo}, "stell": {cPretend, cHypo},
 	"mode": {cMode}, "modo": {cMode}, "modus": {cMode}, "режим": {cMode}, "模式": {cMode}, "モード": {cMode},
 	"developer": {cPrivMode, cAuthority}, "debug*": {cPrivMode}, "admin*": {cPrivMode, cAuthority},
 	"god": {cPrivMode}, "sudo": {cPrivMode}, "root": {cPrivMode}, "maintenance": {cPrivMode},
@@ -242,6 +247,32 @@ var lexicon = map[string][]int{
 	"send": {cSend}, "forward*": {cSend}, "transfer*": {cSend}, "submit*": {cSend},
 	"envia*": {cSend}, "envie": {cSend}, "envoye*": {cSend}, "envoie*": {cSend}, "sende*": {cSend},
 	"invia*": {cSend}, "отправ*": {cSend}, "发送": {cSend}, "送信": {cSend}, "보내*": {cSend},
+
+	// framing an attack as fiction or a thought experiment
+	"hypothetical*": {cHypo}, "imagin*": {cHypo}, "suppose": {cHypo}, "supposing": {cHypo},
+	"fictional": {cHypo}, "fiction": {cHypo}, "scenario*": {cHypo}, "story": {cHypo},
+	"game": {cHypo}, "universe": {cHypo},
+	"hipotetic*": {cHypo}, "hypothetique*": {cHypo}, "hypothetisch*": {cHypo}, "ipotetic*": {cHypo},
+	"angenommen": {cHypo},
+	"immagina*":  {cHypo}, "escenario*": {cHypo}, "scenari*": {cHypo}, "szenario*": {cHypo},
+	"supon*": {cHypo}, "supposons": {cHypo}, "представ*": {cHypo}, "предполож*": {cHypo},
+	"гипотетич*": {cHypo}, "сценари*": {cHypo}, "假设": {cHypo}, "想象": {cHypo}, "假如": {cHypo},
+	"仮に": {cHypo}, "想像": {cHypo}, "가정*": {cHypo}, "상상*": {cHypo},
+	"allowed": {cAllow}, "permitted": {cAllow}, "authorized": {cAllow}, "authorised": {cAllow},
+	"able": {cAllow}, "permission": {cAllow}, "cleared": {cAllow}, "entitled": {cAllow},
+	"permitido*": {cAllow}, "autorizado*": {cAllow}, "autorise*": {cAllow}, "erlaubt": {cAllow},
+	"consentito": {cAllow}, "разрешено": {cAllow}, "允许": {cAllow}, "許可": {cAllow}, "허용*": {cAllow},
+	"letter": {cFragment}, "letters": {cFragment}, "characters": {cFragment}, "digit*": {cFragment},
+	"hint*": {cFragment}, "clue*": {cFragment}, "rhym*": {cFragment}, "syllable*": {cFragment},
+	"length": {cFragment}, "backward*": {cFragment}, "acronym*": {cFragment}, "anagram*": {cFragment},
+	"spelled": {cFragment}, "spelling": {cFragment},
+	"letra*": {cFragment}, "lettre*": {cFragment}, "buchstabe*": {cFragment}, "lettera": {cFragment},
+	"pista*": {cFragment}, "indice*": {cFragment}, "hinweis*": {cFragment}, "indizio": {cFragment},
+	"буква*": {cFragment}, "подсказк*": {cFragment}, "字母": {cFragment}, "提示词": {cFragment},
+	"longer": {cLonger}, "anymore": {cLonger},
+	"refus*": {cRefuse}, "decline*": {cRefuse}, "reject*": {cRefuse}, "deny": {cRefuse},
+	"rechaz*": {cRefuse}, "negar*": {cRefuse}, "verweiger*": {cRefuse}, "ablehn*": {cRefuse},
+	"rifiut*": {cRefuse}, "recusa*": {cRefuse}, "отказ*": {cRefuse}, "拒绝": {cRefuse}, "断る": {cRefuse},
 }
 
 // cueConcepts are the concepts whose words are features of the model (with Config.Cues): a

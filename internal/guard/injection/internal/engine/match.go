@@ -29,6 +29,42 @@ type lexTable struct {
 	pairs [26*26/64 + 1]uint64
 	// obf holds the hashes of the full words that count when written in rot13 or backwards.
 	obf [64]uint64
+	// obfPairs has a bit for the first and last letters of every such word written in rot13 or
+	// backwards.
+	obfPairs [26*26/64 + 1]uint64
+	// maxIdeo and maxAlpha are the longest lexicon words, in characters, of the unsegmented
+	// scripts written with ideographs or syllables (Chinese, Japanese) and of those written with
+	// an alphabet (Thai, Lao, Khmer, Myanmar): the substrings looked up in a run of such text.
+	maxIdeo, maxAlpha int
+}
+
+// maxUnsegLen bounds the length of the substrings of unsegmented text that are looked up.
+const maxUnsegLen = 24
+
+// allLexicon returns the lexicon maps, merged when the table is built.
+func allLexicon() map[string][]int {
+	m := make(map[string][]int, len(lexicon)+len(lexiconIntl))
+	for _, lx := range []map[string][]int{lexicon, lexiconIntl} {
+		for w, cs := range lx {
+			m[w] = append(m[w], cs...)
+		}
+	}
+	return m
+}
+
+func allUnsegmented(rs []rune) bool {
+	for _, r := range rs {
+		if !unsegmented(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// alphabetic reports whether an unsegmented rune belongs to a script written with an alphabet
+// (Thai, Lao, Khmer, Myanmar), whose words are longer in characters than Chinese or Japanese ones.
+func alphabetic(r rune) bool {
+	return r >= 0x0E00 && r <= 0x0EFF || r >= 0x1780 && r <= 0x17FF || r >= 0x1000 && r <= 0x109F
 }
 
 var (
@@ -69,6 +105,13 @@ func (t *lexTable) put(h uint64, exact, stem mask) {
 	}
 }
 
+// obfPair reports whether a word beginning with a and ending with b may be one of the
+// obfuscatedWords in rot13 or backwards: a cheap filter before hashing.
+func (t *lexTable) obfPair(a, b rune) bool {
+	p, ok := asciiPair(a, b)
+	return ok && t.obfPairs[p/64]&(1<<(p%64)) != 0
+}
+
 func (t *lexTable) isObf(h uint64) bool {
 	for i := h >> 58; t.obf[i] != 0; i = (i + 1) & 63 {
 		if t.obf[i] == h {
@@ -87,7 +130,7 @@ func lexiconTable() *lexTable {
 	lexOnce.Do(func() {
 		t := new(lexTable)
 		var ft Text
-		for w, cs := range lexicon {
+		for w, cs := range allLexicon() {
 			stem := false
 			if n := len(w); n > 0 && w[n-1] == '*' {
 				stem, w = true, w[:n-1]
@@ -111,8 +154,21 @@ func lexiconTable() *lexTable {
 					t.pairs[p/64] |= 1 << (p % 64)
 				}
 			}
+			if n := len(ft.R); n >= 2 && n <= maxUnsegLen && allUnsegmented(ft.R) {
+				if alphabetic(ft.R[0]) {
+					t.maxAlpha = max(t.maxAlpha, n)
+				} else {
+					t.maxIdeo = max(t.maxIdeo, n)
+				}
+			}
 		}
 		for _, w := range obfuscatedWords {
+			rot := func(c byte) rune { return 'a' + rune(c-'a'+13)%26 }
+			for _, p := range [][2]rune{{rot(w[0]), rot(w[len(w)-1])}, {rune(w[len(w)-1]), rune(w[0])}} {
+				if k, ok := asciiPair(p[0], p[1]); ok {
+					t.obfPairs[k/64] |= 1 << (k % 64)
+				}
+			}
 			h := uint64(hInit)
 			for _, r := range w {
 				h = hstep(h, r)
@@ -133,13 +189,18 @@ func lexiconTable() *lexTable {
 func LexiconWordsAreTokens() []string {
 	var bad []string
 	var ft Text
-	for w := range lexicon {
+	for w := range allLexicon() {
 		w2 := w
 		if n := len(w2); n > 0 && w2[n-1] == '*' {
 			w2 = w2[:n-1]
 		}
 		ft.Fold([]byte(w2), 0)
 		if len(ft.R) == 0 {
+			bad = append(bad, w)
+			continue
+		}
+		// unsegmented text is matched on substrings of 2..maxUnsegLen characters of one run
+		if u := allUnsegmented(ft.R); (u && (len(ft.R) < 2 || len(ft.R) > maxUnsegLen)) || (!u && unsegmented(ft.R[0])) {
 			bad = append(bad, w)
 			continue
 		}
@@ -388,6 +449,20 @@ func (mt *matcher) eval(p *pattern, x mask, ord int32) (int32, bool) {
 			return 0, false
 		}
 	}
+	if p.verbFinal {
+		a := &mt.ring[ord%ringSize]
+		if r := mt.t.R[a.s]; r < 0x250 || (r >= 0x1E00 && r < 0x1F00) {
+			return 0, false
+		}
+		// a negation inside the match (or up to 3 words before it), or just after the anchor
+		n := mt.before(bit(cNeg)|bit(cWithout), ord)
+		if n >= 0 && ord-n < ringSize && mt.ring[first%ringSize].h-mt.ring[n%ringSize].h <= 6 {
+			return 0, false
+		}
+		if mt.negAhead(int(a.e)) {
+			return 0, false
+		}
+	}
 	if p.neg {
 		n := mt.before(bit(cNeg)|bit(cWithout), first)
 		if n >= 0 && first-n < ringSize && mt.ring[first%ringSize].h-mt.ring[n%ringSize].h <= 6 {
@@ -395,6 +470,45 @@ func (mt *matcher) eval(p *pattern, x mask, ord int32) (int32, bool) {
 		}
 	}
 	return first, true
+}
+
+// negAhead reports whether a negation follows folded position e closely: in the next two words,
+// or, in text written without spaces, in a lexicon word starting within the next 8 characters.
+func (mt *matcher) negAhead(e int) bool {
+	R := mt.t.R
+	words := 0
+	for i := e; i < len(R) && i < e+24 && words < 2; {
+		r := R[i]
+		switch {
+		case unsegmented(r):
+			for s := i; s < min(i+8, len(R)) && unsegmented(R[s]); s++ {
+				h := hstep(hInit, R[s])
+				for k := s + 1; k < min(s+4, len(R)) && unsegmented(R[k]); k++ {
+					h = hstep(h, R[k])
+					if mt.lookupExact(h, true)&bit(cNeg) != 0 {
+						return true
+					}
+				}
+			}
+			return false
+		case isWordRune(r):
+			j := i
+			for j < len(R) && isWordRune(R[j]) && !unsegmented(R[j]) {
+				j++
+			}
+			if mt.lookupWord(R[i:j])&bit(cNeg) != 0 {
+				return true
+			}
+			words++
+			i = j
+		default:
+			if wordClass(r) == wcBreak {
+				return false
+			}
+			i++
+		}
+	}
+	return false
 }
 
 // asciiPair returns the index of two lower-case ASCII letters.
@@ -440,6 +554,44 @@ func (mt *matcher) lookupExact(h uint64, full bool) mask {
 	return 0
 }
 
+// unsegmentedRun feeds a run [i, j) of text written without spaces to the rules: every character
+// is a token, whose concepts are those of the lexicon words ending at it (any substring of 2 up to
+// the longest lexicon word of its script). Substrings are hashed from each start forwards; a
+// character's concepts are complete once every start before it has been extended, so the tokens
+// are still recorded in order.
+func (mt *matcher) unsegmentedRun(i, j int) {
+	R := mt.t.R
+	var ring [2 * maxUnsegLen]struct {
+		x mask
+		s int
+	}
+	const rn = len(ring)
+	for s := i; s < j; s++ {
+		lim := mt.lex.maxIdeo
+		if alphabetic(R[s]) {
+			lim = mt.lex.maxAlpha
+		}
+		h := hstep(hInit, R[s])
+		for e := s + 1; e < j && e-s < lim; e++ {
+			h = hstep(h, R[e])
+			if x := mt.lookupExact(h, true); x != 0 {
+				slot := &ring[e%rn]
+				if slot.x == 0 {
+					slot.s = s // starts are visited in order: the first is the earliest
+				}
+				slot.x |= x
+			}
+		}
+		slot := &ring[s%rn]
+		x, start := slot.x, s
+		if x != 0 {
+			start = slot.s
+		}
+		slot.x = 0
+		mt.concept(x, start, s+1, 1)
+	}
+}
+
 // scanRules runs the token rules and the structural rules over t, and records the cue words in
 // cues when cues is not nil.
 func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[]cue) {
@@ -468,18 +620,9 @@ func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[
 		if unsegmented(r) {
 			j := i
 			for j < len(R) && unsegmented(R[j]) {
-				// substrings of 2..4 characters ending at j
-				var x mask
-				for L := 2; L <= 4 && j-L+1 >= i; L++ {
-					h := uint64(hInit)
-					for _, c := range R[j-L+1 : j+1] {
-						h = hstep(h, c)
-					}
-					x |= mt.lookupExact(h, true)
-				}
-				mt.concept(x, max(i, j-3), j+1, 1)
 				j++
 			}
+			mt.unsegmentedRun(i, j)
 			i = j
 			lineStart = false
 			continue
@@ -487,25 +630,36 @@ func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[
 		// a spaced-script token
 		j := i
 		hasDigit, hasLetter, conf, plain, zwIn := false, false, false, false, false
-		for j < len(R) && isWordRune(R[j]) && !unsegmented(R[j]) {
+		var fl uint32 // the flags of the token's ASCII letters after its first rune
+		for j < len(R) {
 			c := R[j]
-			if c >= '0' && c <= '9' {
-				hasDigit = true
-			} else {
-				hasLetter = true
-				if c < utf8.RuneSelf {
-					if t.Src[j]&flagConfusable != 0 {
+			if c < utf8.RuneSelf {
+				if asciiClass[c] != wcWord {
+					break
+				}
+				if c <= '9' {
+					hasDigit = true
+				} else {
+					hasLetter = true
+					f := t.Src[j]
+					if f&flagConfusable != 0 {
 						conf = true
 					} else {
 						plain = true
 					}
-					if j > i && t.Src[j]&flagAfterZW != 0 && R[j-1] < utf8.RuneSelf {
-						zwIn = true
+					if j > i && R[j-1] < utf8.RuneSelf {
+						fl |= f
 					}
 				}
+			} else {
+				if !isWordRune(c) || unsegmented(c) {
+					break
+				}
+				hasLetter = true
 			}
 			j++
 		}
+		zwIn = fl&flagAfterZW != 0
 		tok := R[i:j]
 		x := mt.lookupWord(tok)
 		if hasDigit && hasLetter {
@@ -603,7 +757,7 @@ func (mt *matcher) leet(tok []rune) mask {
 
 // obfuscated checks whether an unknown word is an attack word written in rot13 or backwards.
 func (mt *matcher) obfuscated(tok []rune, i, j int) {
-	if len(tok) > 12 {
+	if len(tok) > 12 || !mt.lex.obfPair(tok[0], tok[len(tok)-1]) {
 		return
 	}
 	hr, hv := uint64(hInit), uint64(hInit)

@@ -19,9 +19,28 @@ type Config struct {
 	Words uint8
 	// Cues adds the cue-word features: one per cue concept of a word (see cueConcepts), and one
 	// more when the word opens a sentence.
-	Cues   bool
-	Window uint16 // window length, in folded characters, for long texts
-	Stride uint16 // distance between window starts
+	Cues bool
+	// Ideo adds character unigrams and bigrams of the ideographic and syllabic scripts (Han,
+	// kana, Hangul syllables; see ideo): there a character is a syllable or a morpheme, so
+	// one- and two-character units are the words that the 3..5-grams are too long to share
+	// between texts.
+	Ideo bool
+	// Segments makes texts scored by their sentences and lines too (see NextSegment), each with
+	// the segment offset: an instruction planted as a sentence of an e-mail or a line of a table
+	// is then scored on its own, not diluted by the text around it.
+	Segments bool
+	// SegmentsLong limits Segments to long texts (those scored by windows too).
+	SegmentsLong bool
+	// SegmentFeatures adds features of a segment's form to its score (see segmentFeatures):
+	// its first word, its first two words and how it ends, each with weights of their own, so
+	// that an imperative or a question among the sentences of a document can weigh more than
+	// the same words opening a prompt.
+	SegmentFeatures bool
+	// MaskEncoded leaves the n-grams of encoded runs (hex, base64; see Scratch.mask) out of the
+	// sums: a payload's characters are not language and would drown the words around it.
+	MaskEncoded bool
+	Window      uint16 // window length, in folded characters, for long texts
+	Stride      uint16 // distance between window starts
 	// Long is the length, in folded characters, above which a text is long: scored by windows as
 	// well (at least Window).
 	Long uint16
@@ -51,11 +70,46 @@ func (c Config) NormFactor(f int) float64 {
 	return 1 / math.Sqrt(float64(max(f, MinNormFeatures)))
 }
 
+// Feature flags, the fifth byte of the weight file.
+const (
+	flagCues = 1 << iota
+	flagIdeo
+	flagSegments
+	flagMaskEncoded
+	flagSegmentsLong
+	flagSegmentFeatures
+	knownFlags = flagCues | flagIdeo | flagSegments | flagMaskEncoded | flagSegmentsLong | flagSegmentFeatures
+)
+
+func (c Config) flags() uint8 {
+	var f uint8
+	if c.Cues {
+		f |= flagCues
+	}
+	if c.Ideo {
+		f |= flagIdeo
+	}
+	if c.Segments {
+		f |= flagSegments
+	}
+	if c.MaskEncoded {
+		f |= flagMaskEncoded
+	}
+	if c.SegmentsLong {
+		f |= flagSegmentsLong
+	}
+	if c.SegmentFeatures {
+		f |= flagSegmentFeatures
+	}
+	return f
+}
+
 // Model is a logistic-regression model over hashed features of the folded text plus one
 // indicator per rule:
 //
 //	logit(span) = Bias + Scale·Σ W[bucket(g)]·norm(F) + Σ_rules hit in span · Rule[r]
-//	              (+ WindowBias when the span is a window rather than the whole text)
+//	              (+ WindowBias when the span is a window rather than the whole text,
+//	               + SegmentBias when it is a sentence or line of a long text)
 //
 // where g runs over the F features that end inside the span: character n-grams (MinN…MaxN
 // characters, digits read as '0'), word unigrams and word bigrams (see Config.Words), and
@@ -69,21 +123,22 @@ type Model struct {
 	Threshold    float64 // default probability threshold for prompts
 	DocThreshold float64 // default probability threshold for documents
 	WindowBias   float64 // added to the logit of a window (a span shorter than the whole text)
+	SegmentBias  float64 // added to the logit of a segment (a sentence or line of a long text)
 	FoldSum      uint32
 	Meta         []byte // provenance (JSON), informational
 }
 
 // The weight file (little-endian):
 //
-//	magic "WDNINJ02"
-//	u8 bits, u8 minN, u8 maxN, u8 words, u8 cues, u16 window, u16 stride, u16 long, u8 norm, u8 prompt-windows
+//	magic "WDNINJ03"
+//	u8 bits, u8 minN, u8 maxN, u8 words, u8 feature flags (1 cues, 2 ideo, 4 segments, 8 mask encoded, 16 segments of long texts only, 32 segment features), u16 window, u16 stride, u16 long, u8 norm, u8 prompt-windows
 //	u32 fold-table checksum
-//	f64 bias, f64 scale, f64 threshold, f64 docThreshold, f64 window bias
+//	f64 bias, f64 scale, f64 threshold, f64 docThreshold, f64 window bias, f64 segment bias
 //	u16 rule count, then per rule: u8 name length, name, f64 weight
 //	u32 meta length, meta
 //	u32 weight count (= 1<<bits), then that many int16
 //	32-byte SHA-256 of everything before it
-const magic = "WDNINJ02"
+const magic = "WDNINJ03"
 
 // MaxBits bounds the table size a weight file may declare (1<<22 int16 = 8 MiB).
 const MaxBits = 22
@@ -96,13 +151,13 @@ func (m *Model) Encode() []byte {
 	var b bytes.Buffer
 	le := binary.LittleEndian
 	b.WriteString(magic)
-	b.Write([]byte{m.Cfg.Bits, m.Cfg.MinN, m.Cfg.MaxN, m.Cfg.Words, b2u8(m.Cfg.Cues)})
+	b.Write([]byte{m.Cfg.Bits, m.Cfg.MinN, m.Cfg.MaxN, m.Cfg.Words, m.Cfg.flags()})
 	b.Write(le.AppendUint16(nil, m.Cfg.Window))
 	b.Write(le.AppendUint16(nil, m.Cfg.Stride))
 	b.Write(le.AppendUint16(nil, m.Cfg.Long))
 	b.Write([]byte{m.Cfg.Norm, b2u8(m.Cfg.PromptWindows)})
 	b.Write(le.AppendUint32(nil, m.FoldSum))
-	for _, f := range []float64{m.Bias, m.Scale, m.Threshold, m.DocThreshold, m.WindowBias} {
+	for _, f := range []float64{m.Bias, m.Scale, m.Threshold, m.DocThreshold, m.WindowBias, m.SegmentBias} {
 		b.Write(le.AppendUint64(nil, math.Float64bits(f)))
 	}
 	b.Write(le.AppendUint16(nil, NumRules))
@@ -198,14 +253,16 @@ func Decode(b []byte) (*Model, error) {
 	}
 	m := &Model{}
 	m.Cfg.Bits, m.Cfg.MinN, m.Cfg.MaxN, m.Cfg.Words = r.u8(), r.u8(), r.u8(), r.u8()
-	cues := r.u8()
-	m.Cfg.Cues = cues == 1
+	flags := r.u8()
+	m.Cfg.Cues, m.Cfg.Ideo, m.Cfg.Segments = flags&flagCues != 0, flags&flagIdeo != 0, flags&flagSegments != 0
+	m.Cfg.MaskEncoded, m.Cfg.SegmentsLong = flags&flagMaskEncoded != 0, flags&flagSegmentsLong != 0
+	m.Cfg.SegmentFeatures = flags&flagSegmentFeatures != 0
 	m.Cfg.Window, m.Cfg.Stride, m.Cfg.Long = r.u16(), r.u16(), r.u16()
 	m.Cfg.Norm = r.u8()
 	pw := r.u8()
 	m.Cfg.PromptWindows = pw == 1
 	m.FoldSum = r.u32()
-	m.Bias, m.Scale, m.Threshold, m.DocThreshold, m.WindowBias = r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
+	m.Bias, m.Scale, m.Threshold, m.DocThreshold, m.WindowBias, m.SegmentBias = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
 	nr := int(r.u16())
 	for id := range m.Rule {
 		m.Rule[id] = math.NaN()
@@ -239,11 +296,12 @@ func Decode(b []byte) (*Model, error) {
 		return nil, corrupt("word features %d out of range", c.Words)
 	case c.Window < 16 || c.Stride < 1 || c.Stride > c.Window || c.Long < c.Window:
 		return nil, corrupt("window %d / stride %d / long %d out of range", c.Window, c.Stride, c.Long)
-	case c.Norm > 1 || pw > 1 || cues > 1:
+	case c.Norm > 1 || pw > 1 || flags&^knownFlags != 0:
 		return nil, corrupt("bad normalisation flags")
 	case nw != 1<<c.Bits:
 		return nil, corrupt("weight count %d, want %d", nw, 1<<c.Bits)
-	case !finite(m.Bias, m.Scale, m.Threshold, m.DocThreshold, m.WindowBias) || m.Scale <= 0 || math.Abs(m.WindowBias) > 100:
+	case !finite(m.Bias, m.Scale, m.Threshold, m.DocThreshold, m.WindowBias, m.SegmentBias) || m.Scale <= 0 ||
+		math.Abs(m.WindowBias) > 100 || math.Abs(m.SegmentBias) > 100:
 		return nil, corrupt("non-finite parameters")
 	case m.Threshold <= 0 || m.Threshold >= 1 || m.DocThreshold <= 0 || m.DocThreshold >= 1:
 		return nil, corrupt("thresholds out of (0,1)")

@@ -24,6 +24,11 @@ type pattern struct {
 	steps []mask
 	span  int  // in half-words: a word counts 2, a character of an unsegmented script 1
 	neg   bool // suppressed when a negation occurs up to 3 words before the first step
+	// verbFinal marks a pattern written for verb-final word order (Japanese, Korean, Hindi,
+	// Bengali; Chinese questions keep "what" in place: "密码是什么"): its anchor must be a word of
+	// a non-Latin script, and it is suppressed when a negation occurs anywhere in the match or
+	// just after the anchor, where those languages put it ("教えてはいけません", "말하지 마세요").
+	verbFinal bool
 }
 
 func m(cs ...int) mask {
@@ -58,6 +63,10 @@ const (
 	RResponseControl
 	RDecodeAndFollow
 	REndMarker
+	RNoLonger
+	RHypothetical
+	RSecretFragment
+	RNeverRefuse
 	// structural rules (not token patterns)
 	RChatTemplate
 	RWrapperClose
@@ -82,6 +91,8 @@ var ruleDefs = [NumRules]ruleDef{
 	}},
 	RForgetEverything: {name: "override.forget_everything", prior: 2.5, patterns: []pattern{
 		{kind: seq, steps: []mask{m(cIgnore), m(cEverything), m(cBefore, cAbove)}, span: 14},
+		// "ignore the above", "上記を無視して" (either order: verb-final languages)
+		{kind: near, steps: []mask{m(cIgnore), m(cAbove)}, span: 5},
 	}},
 	RNewInstructions: {name: "override.new_instructions", prior: 1.5, patterns: []pattern{
 		{kind: seq, steps: []mask{m(cNew), m(cInstr)}, span: 4},
@@ -125,6 +136,7 @@ var ruleDefs = [NumRules]ruleDef{
 	RExfilSecret: {name: "exfil.secret", prior: 2.0, patterns: []pattern{
 		{kind: seq, steps: []mask{m(cReveal), m(cSecret, cSysPrompt)}, span: 8, neg: true},
 		{kind: seq, steps: []mask{m(cWhat), m(cSecret, cSysPrompt)}, span: 6, neg: true},
+		{kind: seq, steps: []mask{m(cSecret, cSysPrompt), m(cReveal, cWhat)}, span: 8, neg: true, verbFinal: true},
 	}},
 	RExfilAbove: {name: "exfil.repeat_above", prior: 2.5, patterns: []pattern{
 		{kind: seq, steps: []mask{m(cReveal), m(cWords, cInput, cInstr), m(cAbove, cBefore)}, span: 10, neg: true},
@@ -144,6 +156,25 @@ var ruleDefs = [NumRules]ruleDef{
 	}},
 	REndMarker: {name: "delimiter.end_marker", prior: 1.5, patterns: []pattern{
 		{kind: seq, steps: []mask{m(cEnd), m(cInput, cInstr, cSysPrompt)}, span: 4},
+	}},
+	// "you are no longer an assistant", "you're not bound by … anymore": role reassignment by
+	// negating the current role
+	RNoLonger: {name: "role.no_longer", prior: 1.5, patterns: []pattern{
+		{kind: seq, steps: []mask{m(cYou), m(cNeg, cWithout), m(cLonger)}, span: 14},
+	}},
+	// an attack framed as fiction or a thought experiment: a hypothetical in which the model is
+	// allowed, unrestricted, or handing over its secrets or instructions
+	RHypothetical: {name: "jailbreak.hypothetical", prior: 1.0, patterns: []pattern{
+		{kind: near, steps: []mask{m(cHypo), m(cAllow, cUnrestr, cRestrict)}, span: 16},
+		{kind: near, steps: []mask{m(cHypo), m(cSecret, cSysPrompt)}, span: 12, neg: true},
+	}},
+	// a secret asked for piece by piece or indirectly: its letters, length, a hint, a rhyme
+	RSecretFragment: {name: "exfil.secret_fragment", prior: 1.0, patterns: []pattern{
+		{kind: near, steps: []mask{m(cFragment), m(cSecret)}, span: 8, neg: true},
+	}},
+	// "never refuse", "you will not decline": the persona jailbreaks' demand for compliance
+	RNeverRefuse: {name: "jailbreak.never_refuse", prior: 1.5, patterns: []pattern{
+		{kind: seq, steps: []mask{m(cNeg, cWithout), m(cRefuse)}, span: 4},
 	}},
 	RChatTemplate:      {name: "delimiter.chat_template", prior: 4.0},
 	RWrapperClose:      {name: "delimiter.wrapper_close", prior: 2.0},

@@ -27,7 +27,16 @@ const (
 	wordBiP   = 0xBF58476D1CE4E5B9
 	sentStart = 0x94D049BB133111EB
 	cueSeed   = 0x2127599BF4325C37
+	ideoUni   = 0x3C6EF372FE94F82B
+	ideoBi    = 0xA54FF53A5F1D36F1
 )
+
+// ideo reports whether r is a character of an ideographic or syllabic script whose single
+// characters and pairs are features (Config.Ideo): Han, hiragana and katakana, Hangul syllables.
+func ideo(r rune) bool {
+	return r >= 0x3040 && r <= 0x30FF || r >= 0x31F0 && r <= 0x31FF || r >= 0x3400 && r <= 0x9FFF ||
+		r >= 0xF900 && r <= 0xFAFF || r >= 0x20000 && r <= 0x2FFFF || r >= 0xAC00 && r <= 0xD7A3
+}
 
 func gramChar(r rune) uint64 {
 	switch {
@@ -102,6 +111,12 @@ func (c Config) buckets(R []rune, cues []cue, emit func(i int, bucket uint32)) {
 				emit(i, bucketOf(h[n], shift))
 			}
 		}
+		if c.Ideo && ideo(r) {
+			emit(i, bucketOf(h[1]^ideoUni, shift))
+			if i > 0 && ideo(R[i-1]) {
+				emit(i, bucketOf(h[2]^ideoBi, shift))
+			}
+		}
 		if c.Words > 0 {
 			switch wordClass(r) {
 			case wcWord:
@@ -155,9 +170,14 @@ func (m *Model) prefix(R []rune, cues []cue, pre []int64, cnt []int32) {
 	if !m.Cfg.Cues {
 		cues = nil
 	}
+	if m.Cfg.MinN == 3 && m.Cfg.MaxN == 5 && m.Cfg.Words == 2 {
+		m.prefix35(R, cues, pre, cnt)
+		return
+	}
 	shift := 64 - uint(m.Cfg.Bits)
 	minN, maxN := int(m.Cfg.MinN), int(m.Cfg.MaxN)
 	words, bigrams := m.Cfg.Words > 0, m.Cfg.Words >= 2
+	ideoOn := m.Cfg.Ideo
 	var use [MaxOrder + 1]bool
 	orders := int32(0)
 	if maxN > 0 {
@@ -212,6 +232,16 @@ func (m *Model) prefix(R []rune, cues []cue, pre []int64, cnt []int32) {
 			for n := minN; n <= i+1; n++ {
 				acc += int64(W[bucketOf(hs[n], shift)])
 				k++
+			}
+		}
+		if ideoOn && r >= 0x3040 {
+			if ideo(r) {
+				acc += int64(W[bucketOf(h1^ideoUni, shift)])
+				k++
+				if i > 0 && ideo(R[i-1]) {
+					acc += int64(W[bucketOf(h2^ideoBi, shift)])
+					k++
+				}
 			}
 		}
 		if words {
@@ -281,6 +311,8 @@ type Scratch struct {
 	decMt   matcher
 	decBuf  [3072]byte
 	out     []Hit
+	masks   [maxMasks][2]int32 // encoded runs of the chunk, in folded positions (see mask)
+	nmask   int
 }
 
 // chunkOverlap is how much consecutive chunks of a long input overlap, in bytes; it exceeds any
@@ -339,6 +371,7 @@ func (m *Model) scanChunk(input []byte, start, end int, doc, single bool, s *Scr
 	t.Fold(input[start:end], start)
 	s.hits.reset()
 	s.cues = s.cues[:0]
+	s.nmask = 0
 	scanRules(t, input, doc, &s.hits, &s.mt, m.cueList(s))
 	s.encodings(input, start, end, doc)
 	for k := 0; k < s.hits.n; k++ {
@@ -361,6 +394,9 @@ func (m *Model) scanChunk(input []byte, start, end int, doc, single bool, s *Scr
 	}
 	pre, cnt := s.pre[:n+1], s.cnt[:n+1]
 	m.prefix(t.R, s.cues, pre, cnt)
+	if m.Cfg.MaskEncoded && s.nmask > 0 {
+		applyMasks(pre, cnt, s.masks[:s.nmask])
+	}
 	W := int(m.Cfg.Window)
 	long := n > m.Cfg.long()
 	if single && (!doc || !long) {
@@ -375,6 +411,117 @@ func (m *Model) scanChunk(input []byte, start, end int, doc, single bool, s *Scr
 			}
 		}
 	}
+	if m.Cfg.Segments && (doc || m.Cfg.PromptWindows) && (long || !m.Cfg.SegmentsLong) {
+		for a := 0; a < n; {
+			sa, sb, next := NextSegment(t.R, a)
+			if sb-sa >= SegmentMin && sb-sa <= SegmentMax && sb-sa < n {
+				off := m.SegmentBias
+				if m.Cfg.SegmentFeatures {
+					f, k := m.Cfg.SegmentFeatureBuckets(t.R, sa, sb)
+					var sum int64
+					for _, b := range f[:k] {
+						sum += int64(m.W[b])
+					}
+					off += m.Scale * float64(sum)
+				}
+				m.span(t, input, pre, cnt, sa, sb, off, &s.hits, out)
+			}
+			a = next
+		}
+	}
+}
+
+// Segments of a text: its sentences and lines, of SegmentMin to SegmentMax folded characters
+// (shorter ones are too short to hold an instruction, longer ones are covered by the windows),
+// scored when the text has more than one.
+const (
+	SegmentMin = 16
+	SegmentMax = 256
+)
+
+// Hash salts of the segment features.
+const (
+	segFirst  = 0x9FB21C651E98DF25
+	segFirst2 = 0xC13FA9A902A6328F
+	segEnd    = 0x91E10DA5C79E7B1D
+)
+
+// MaxSegmentFeatures is the number of features of a segment's form.
+const MaxSegmentFeatures = 3
+
+// SegmentFeatureBuckets returns the buckets of the form features of segment [a, b) of R: its
+// first word, its first two words (a word of an unsegmented script is one character), and the
+// kind of its last character (question mark, full stop, exclamation mark, colon, other). They
+// count once each, outside the n-gram normalisation.
+func (c Config) SegmentFeatureBuckets(R []rune, a, b int) (f [MaxSegmentFeatures]uint32, n int) {
+	shift := 64 - uint(c.Bits)
+	var words [2]uint64
+	nw := 0
+	for i := a; i < b && nw < 2; {
+		r := R[i]
+		switch cl := wordClass(r); cl {
+		case wcWord:
+			wh := uint64(wordSeed)
+			for i < b && wordClass(R[i]) == wcWord {
+				wh = (wh ^ gramChar(R[i])) * wordP
+				i++
+			}
+			words[nw] = wh
+			nw++
+		case wcUnseg:
+			words[nw] = (uint64(wordSeed) ^ gramChar(r)) * wordP
+			nw++
+			i++
+		default:
+			i++
+		}
+	}
+	if nw > 0 {
+		f[n] = bucketOf(words[0]^segFirst, shift)
+		n++
+	}
+	if nw > 1 {
+		f[n] = bucketOf((words[0]*wordBiP+words[1])^segFirst2, shift)
+		n++
+	}
+	end := uint64(0)
+	switch R[b-1] {
+	case '?', 0xFF1F, 0x061F:
+		end = 1
+	case '.', 0x3002, 0x0964:
+		end = 2
+	case '!', 0xFF01:
+		end = 3
+	case ':', 0xFF1A:
+		end = 4
+	}
+	f[n] = bucketOf(segEnd+end*wordBiP, shift)
+	n++
+	return f, n
+}
+
+// NextSegment returns the segment [a, b) that starts at or after folded position from, and the
+// position the next segment starts from. A segment ends at a line break, or after a sentence
+// end (. ! ? ؟ । followed by white space or the end of the text; 。！？ anywhere); leading white
+// space is not part of it.
+func NextSegment(R []rune, from int) (a, b, next int) {
+	a = from
+	for a < len(R) && (R[a] == ' ' || R[a] == '\n') {
+		a++
+	}
+	for i := a; i < len(R); i++ {
+		switch R[i] {
+		case '\n':
+			return a, i, i + 1
+		case '.', '!', '?', 0x061F, 0x0964:
+			if i+1 == len(R) || R[i+1] == ' ' || R[i+1] == '\n' {
+				return a, i + 1, i + 1
+			}
+		case 0x3002, 0xFF01, 0xFF1F:
+			return a, i + 1, i + 1
+		}
+	}
+	return a, len(R), len(R)
 }
 
 // SpanLogit returns the logit of folded span [a, b) given the n-gram prefix sums and the hits.
@@ -416,7 +563,11 @@ type Analysis struct {
 	Buckets []uint32 // flattened; position i's buckets are Buckets[Pos[i]:Pos[i+1]]
 	Pos     []int32
 	Hits    []SpanHit
-	Script  int // dominant script, or -1
+	Script  int      // dominant script, or -1
+	Segs    [][2]int // the segments Scan scores (see NextSegment)
+	// SegF holds, per segment, its form features (Config.SegmentFeatures).
+	SegF [][MaxSegmentFeatures]uint32
+	SegN []uint8
 }
 
 // Analyze extracts the features Scan scores, for training.
@@ -431,7 +582,17 @@ func Analyze(cfg Config, input []byte, doc bool) *Analysis {
 	scanRules(t, input, doc, &s.hits, &s.mt, &s.cues)
 	s.encodings(input, 0, len(input), doc)
 	a := &Analysis{N: len(t.R), Pos: make([]int32, len(t.R)+1), Script: t.DominantScript()}
+	masks := s.masks[:s.nmask]
+	if !cfg.MaskEncoded {
+		masks = nil
+	}
 	cfg.buckets(t.R, s.cues, func(i int, b uint32) {
+		for len(masks) > 0 && int(masks[0][1]) <= i {
+			masks = masks[1:]
+		}
+		if len(masks) > 0 && int(masks[0][0]) <= i {
+			return // inside an encoded run
+		}
 		a.Buckets = append(a.Buckets, b)
 		a.Pos[i+1] = int32(len(a.Buckets))
 	})
@@ -444,11 +605,25 @@ func Analyze(cfg Config, input []byte, doc bool) *Analysis {
 		h := s.hits.h[k]
 		a.Hits = append(a.Hits, SpanHit{Rule: int(h.rule), Start: int(h.fs), End: int(h.fe)})
 	}
+	for i := 0; i < a.N; {
+		sa, sb, next := NextSegment(t.R, i)
+		if sb-sa >= SegmentMin && sb-sa <= SegmentMax && sb-sa < a.N {
+			a.Segs = append(a.Segs, [2]int{sa, sb})
+			f, k := cfg.SegmentFeatureBuckets(t.R, sa, sb)
+			a.SegF = append(a.SegF, f)
+			a.SegN = append(a.SegN, uint8(k))
+		}
+		i = next
+	}
 	return a
 }
 
 // long returns the length above which a text is scored by windows.
 func (c Config) long() int { return max(int(c.Long), int(c.Window)) }
+
+// IsLong reports whether a text of n folded characters is long: scored by windows (and
+// segments) as well.
+func (c Config) IsLong(n int) bool { return n > c.long() }
 
 // Windows returns the folded spans Scan scores for a text of n folded characters (at most one
 // chunk long): the whole text when whole is true, and the windows when windows is true and the
@@ -469,4 +644,92 @@ func (c Config) Windows(n int, whole, windows bool) [][2]int {
 		}
 	}
 	return out
+}
+
+// prefix35 is prefix for the shipped configuration (character 3..5-grams, word unigrams and
+// bigrams), specialised: no per-order branches, and the word class of ASCII runes read from a
+// table in the loop. A test keeps it equal to buckets.
+func (m *Model) prefix35(R []rune, cues []cue, pre []int64, cnt []int32) {
+	W := m.W
+	shift := 64 - uint(m.Cfg.Bits)
+	ideoOn := m.Cfg.Ideo
+	var h1, h2, h3, h4, h5 uint64
+	seed := uint64(gramSeed)
+	wh, prev := uint64(wordSeed), uint64(sentStart)
+	var acc int64
+	var k int32
+	pre[0], cnt[0] = 0, 0
+	pre, cnt = pre[1:len(R)+1], cnt[1:len(R)+1]
+	n := len(R)
+	cls := uint8(wcOther)
+	if n > 0 {
+		cls = wordClass(R[0])
+	}
+	for i := 0; i < n; i++ {
+		g := gramChar(R[i])
+		h5 = h4*gramP + g
+		h4 = h3*gramP + g
+		h3 = h2*gramP + g
+		h2 = h1*gramP + g
+		h1 = seed*gramP + g
+		switch i {
+		case 0, 1: // no 3-gram ends here yet
+		case 2:
+			acc += int64(W[bucketOf(h3, shift)])
+			k++
+		case 3:
+			acc += int64(W[bucketOf(h3, shift)]) + int64(W[bucketOf(h4, shift)])
+			k += 2
+		default:
+			acc += int64(W[bucketOf(h3, shift)]) + int64(W[bucketOf(h4, shift)]) + int64(W[bucketOf(h5, shift)])
+			k += 3
+		}
+		if r := R[i]; ideoOn && r >= 0x3040 && ideo(r) {
+			acc += int64(W[bucketOf(h1^ideoUni, shift)])
+			k++
+			if i > 0 && ideo(R[i-1]) {
+				acc += int64(W[bucketOf(h2^ideoBi, shift)])
+				k++
+			}
+		}
+		next := uint8(wcOther)
+		if i+1 < n {
+			if c := R[i+1]; c < 128 && c >= 0 {
+				next = asciiClass[c]
+			} else {
+				next = wordClass(c)
+			}
+		}
+		switch cls {
+		case wcWord:
+			wh = (wh ^ g) * wordP
+			if next != wcWord {
+				acc += int64(W[bucketOf(wh^wordUni, shift)])
+				k++
+				if prev != 0 {
+					acc += int64(W[bucketOf(prev*wordBiP+wh, shift)])
+					k++
+				}
+				prev, wh = wh, wordSeed
+			}
+		case wcBreak:
+			prev = sentStart
+		case wcUnseg:
+			prev = 0
+		}
+		cls = next
+		for len(cues) > 0 && int(cues[0].pos) <= i {
+			for x := cues[0].mask; x != 0; x &= x - 1 {
+				c := trailingZeros(x)
+				acc += int64(W[bucketOf(cueHash(c, false), shift)])
+				k++
+				if cues[0].start {
+					acc += int64(W[bucketOf(cueHash(c, true), shift)])
+					k++
+				}
+			}
+			cues = cues[1:]
+		}
+		pre[i], cnt[i] = acc, k
+	}
 }
