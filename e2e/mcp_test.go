@@ -83,6 +83,7 @@ type mcpEnv struct {
 	*env
 	server      *mcp.Server
 	calls       chan string // tool names the MCP server ran
+	deletes     chan string // session ids the MCP server was asked to end (DELETE)
 	cfgPath     string
 	upstreamURL string // the MCP server, direct
 }
@@ -96,7 +97,7 @@ func startMCP(t *testing.T, pinMode string) *mcpEnv {
 // startMCPAudit is startMCP with the audit log in auditMode (sync or async).
 func startMCPAudit(t *testing.T, pinMode, auditMode string) *mcpEnv {
 	t.Helper()
-	me := &mcpEnv{calls: make(chan string, 100)}
+	me := &mcpEnv{calls: make(chan string, 100), deletes: make(chan string, 100)}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "e2e-tools", Version: "1.0.0"}, nil)
 	ran := func(name string) {
 		select {
@@ -131,7 +132,9 @@ func startMCPAudit(t *testing.T, pinMode, auditMode string) *mcpEnv {
 	mcp.AddTool(srv, &mcp.Tool{Name: "ask_model", Description: "Ask the client's model."},
 		func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 			ran("ask_model")
-			ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+			// Longer than the test waits: a refused request must be
+			// answered by warden, not left to time out.
+			ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			prompt := in.Text
 			if prompt == "summarise the product page" {
@@ -140,7 +143,7 @@ func startMCPAudit(t *testing.T, pinMode, auditMode string) *mcpEnv {
 			res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{MaxTokens: 20,
 				Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: prompt}}}})
 			if err != nil {
-				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sampling failed"}}}, nil, nil
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sampling failed: " + err.Error()}}}, nil, nil
 			}
 			text := ""
 			if tc, ok := res.Content.(*mcp.TextContent); ok {
@@ -149,8 +152,17 @@ func startMCPAudit(t *testing.T, pinMode, auditMode string) *mcpEnv {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "model said: " + text}}}, nil, nil
 		})
 	me.server = srv
-	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{DisableLocalhostProtection: true}))
+	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
+		&mcp.StreamableHTTPOptions{DisableLocalhostProtection: true})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			select {
+			case me.deletes <- r.Header.Get("Mcp-Session-Id"):
+			default:
+			}
+		}
+		sdk.ServeHTTP(w, r)
+	}))
 	t.Cleanup(up.Close)
 	me.upstreamURL = up.URL + "/"
 
@@ -434,11 +446,23 @@ func TestMCPServerRequests(t *testing.T) {
 	ctx := context.Background()
 	ask := func(cs *mcp.ClientSession, prompt string) string {
 		t.Helper()
+		start := time.Now()
 		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ask_model", Arguments: map[string]any{"text": prompt}})
 		if err != nil {
 			t.Fatalf("ask_model: %v", err)
 		}
-		return callText(res)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("ask_model took %s: a refused server request was left to time out", d)
+		}
+		got := callText(res)
+		if strings.HasPrefix(got, "sampling failed") {
+			// warden answered the server's request with its refusal
+			if !strings.Contains(got, "refused by the gateway") {
+				t.Errorf("the server's sampling request failed with %q, want warden's refusal", got)
+			}
+			return "sampling failed"
+		}
+		return got
 	}
 	drain := func() []string {
 		var out []string
@@ -610,6 +634,29 @@ func TestMCPRevokedTokenEndsSession(t *testing.T) {
 	_, err = cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "b"}})
 	if err == nil {
 		t.Fatal("a call on the session after revocation was allowed")
+	}
+	// warden ended the session at the server too: the server no longer
+	// knows it, even to a client that reaches it directly.
+	select {
+	case sid := <-me.deletes:
+		if sid != cs.ID() {
+			t.Errorf("warden ended session %q at the server, want %q", sid, cs.ID())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("warden did not end the revoked session at the MCP server")
+	}
+	direct, _ := http.NewRequest(http.MethodPost, me.upstreamURL, strings.NewReader(`{"jsonrpc":"2.0","id":8,"method":"ping"}`))
+	direct.Header.Set("Content-Type", "application/json")
+	direct.Header.Set("Accept", "application/json, text/event-stream")
+	direct.Header.Set("Mcp-Session-Id", cs.ID())
+	if res, err := http.DefaultClient.Do(direct); err != nil {
+		t.Fatal(err)
+	} else {
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("the revoked session at the MCP server, directly: %d, want 404 (ended)", res.StatusCode)
+		}
 	}
 	// A new credential of the same agent cannot pick the old session up.
 	key2, _ := me.agentKey("agent-r", "tools:mcp,tool:echo")

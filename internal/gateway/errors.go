@@ -7,6 +7,10 @@ import (
 	"net/http"
 )
 
+// CodeCredentialRevoked is the Error.Code of an exchange that the proxy
+// ended because its credential was revoked or expired while it ran.
+const CodeCredentialRevoked = "credential_revoked"
+
 // Error is the one error type stages return to end an exchange with a
 // specific HTTP status. Message is public and must leak nothing about keys,
 // policy internals or upstream details; Err is the internal cause and goes

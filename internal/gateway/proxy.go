@@ -52,6 +52,7 @@ var clientCredentialHeaders = []string{
 type Proxy struct {
 	proxies map[string]*httputil.ReverseProxy // https upstreams
 	plain   map[string]*syncUpstream          // http upstreams
+	side    map[string]*sideClient            // warden's own requests, by route (send.go)
 	native  map[string]NativeHandler          // by action, for NativeRoute
 	logger  *slog.Logger
 	// revalidateEvery is how often an exchange re-checks its credential while
@@ -146,7 +147,7 @@ func NewProxy(specs []UpstreamSpec, logger *slog.Logger) (*Proxy, error) {
 		logger = slog.Default()
 	}
 	p := &Proxy{proxies: map[string]*httputil.ReverseProxy{}, plain: map[string]*syncUpstream{},
-		native: map[string]NativeHandler{}, logger: logger}
+		side: map[string]*sideClient{}, native: map[string]NativeHandler{}, logger: logger}
 	for _, s := range specs {
 		target, err := url.Parse(s.URL)
 		if err != nil {
@@ -161,6 +162,7 @@ func NewProxy(specs []UpstreamSpec, logger *slog.Logger) (*Proxy, error) {
 				return nil, fmt.Errorf("gateway: route %q: %w", s.Route, err)
 			}
 			p.plain[s.Route] = u
+			p.side[s.Route] = newSideClient(s, target, nil)
 			continue
 		}
 		rp, err := newReverseProxy(s, target)
@@ -168,6 +170,7 @@ func NewProxy(specs []UpstreamSpec, logger *slog.Logger) (*Proxy, error) {
 			return nil, fmt.Errorf("gateway: route %q: %w", s.Route, err)
 		}
 		p.proxies[s.Route] = rp
+		p.side[s.Route] = newSideClient(s, target, rp.Transport)
 	}
 	return p, nil
 }
@@ -181,6 +184,9 @@ func (p *Proxy) Close() {
 		if t, ok := rp.Transport.(*http.Transport); ok {
 			t.CloseIdleConnections()
 		}
+	}
+	for _, c := range p.side {
+		c.client.CloseIdleConnections()
 	}
 }
 
@@ -325,7 +331,7 @@ func (p *Proxy) Handle(ex *Exchange, _ func(*Exchange) error) error {
 	if rerr := st.revokedErr(); rerr != nil {
 		// The credential failed while the exchange ran: it ended (a stream
 		// with a final error event, a pending request before any byte).
-		return Errorf(http.StatusUnauthorized, TypeAuthentication, "credential_revoked", rerr,
+		return Errorf(http.StatusUnauthorized, TypeAuthentication, CodeCredentialRevoked, rerr,
 			"the credential was revoked or has expired")
 	}
 	if st.err == nil {

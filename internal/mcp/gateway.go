@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/guard"
@@ -63,6 +64,13 @@ type Gateway struct {
 	// MaxResponseBytes bounds one server message (default 4 MiB).
 	MaxResponseBytes int64
 	Logger           *slog.Logger
+	// Upstream makes warden's own requests to MCP servers (upstream.go):
+	// ending at the server a session warden ended, answering a server
+	// request warden refused. nil: warden never sends any.
+	Upstream Upstream
+
+	ownOnce sync.Once
+	own     chan struct{} // bounds warden's own requests in flight
 }
 
 func (g *Gateway) logger() *slog.Logger {
@@ -206,6 +214,9 @@ func (s messageStage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) 
 	}
 	if sid != "" {
 		if err := g.Sessions.Check(ex.Route.Name, sid, ex.Principal); err != nil {
+			if errors.Is(err, errSessionEndedNow) {
+				g.endUpstream(ex, sid) // the session ended here just now
+			}
 			return sessionError(err)
 		}
 	}
@@ -217,6 +228,14 @@ func (s messageStage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) 
 	err := next(ex)
 	if r.Method == http.MethodDelete && err == nil && ex.UpstreamStatus >= 200 && ex.UpstreamStatus < 300 {
 		g.Sessions.End(ex.Route.Name, sid)
+	}
+	if ge, ok := errors.AsType[*gateway.Error](err); ok && ge.Code == gateway.CodeCredentialRevoked && sid != "" {
+		// The exchange's credential failed while it ran (a stream cut on
+		// revocation). If the session's opening credential failed too, the
+		// session is over: here, and at the server.
+		if errors.Is(g.Sessions.Check(ex.Route.Name, sid, ex.Principal), errSessionEndedNow) {
+			g.endUpstream(ex, sid)
+		}
 	}
 	return err
 }

@@ -59,8 +59,9 @@ var serverMethods = map[string]string{
 
 // serverMessage checks a request or notification the server sent and
 // returns what to pass to the client, or nil to drop it. A dropped
-// request is not answered: its server sees what it sees from a client
-// that does not answer (its own timeout). Every drop is a finding on the
+// request is answered with a JSON-RPC error when the gateway can reach the
+// server on its own (Gateway.Upstream; otherwise its server sees what it
+// sees from a client that does not answer: its own timeout). Every drop is a finding on the
 // exchange whose stream carried the message, and a log line. An error
 // (policy or the guards could not decide) ends the stream: fail closed.
 func (g *Gateway) serverMessage(ex *gateway.Exchange, m *Message, data []byte) ([]byte, error) {
@@ -68,6 +69,7 @@ func (g *Gateway) serverMessage(ex *gateway.Exchange, m *Message, data []byte) (
 	isRequest := action != ""
 	if !known || isRequest != (m.ID != nil) {
 		g.dropServerMessage(ex, m, FindingServerMethodUnknown, "not a server-to-client method of MCP (or a request without an id)")
+		g.refuseServerRequest(ex, m, CodeMethodNotFound, "method not found")
 		return nil, nil
 	}
 	if isRequest && g.Authorize != nil {
@@ -77,6 +79,7 @@ func (g *Gateway) serverMessage(ex *gateway.Exchange, m *Message, data []byte) (
 		}
 		if !allow {
 			g.dropServerMessage(ex, m, FindingServerRequestDenied, "policy does not allow "+action+" for this principal")
+			g.refuseServerRequest(ex, m, CodeRefused, "refused by the gateway: policy does not allow this request")
 			return nil, nil
 		}
 	}
@@ -89,6 +92,7 @@ func (g *Gateway) serverMessage(ex *gateway.Exchange, m *Message, data []byte) (
 	}
 	if blocked != nil {
 		g.dropServerMessage(ex, m, FindingServerMessageBlocked, "the guards' findings in it are blocked by the mask obligation")
+		g.refuseServerRequest(ex, m, CodeRefused, "refused by the gateway: the request carries content that may not reach the client")
 		return nil, nil
 	}
 	if !changed {

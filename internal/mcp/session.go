@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ var (
 	ErrSessionRevoked = errors.New("mcp: the credential that opened the session is no longer valid; the session has ended")
 	// ErrSessionsFull: the session table is full.
 	ErrSessionsFull = errors.New("mcp: too many open sessions")
+	// errSessionEndedNow is ErrSessionRevoked from the Check that ended the
+	// session: the one that ends it at the server too.
+	errSessionEndedNow = fmt.Errorf("%w (just now)", ErrSessionRevoked)
 )
 
 // Sessions binds MCP session ids to the principal that opened them. Only
@@ -41,6 +45,9 @@ type session struct {
 	owner      string                // principalKey of the opener
 	revalidate func(time.Time) error // the opener's credential check; nil: cannot change
 	last       time.Time
+	// revoked: the opener's credential failed and the session ended. It is
+	// kept (until idle) so that its id is answered as revoked, not unknown.
+	revoked bool
 }
 
 // NewSessions returns a table of at most max sessions (default 65536) that
@@ -113,7 +120,8 @@ func (s *Sessions) Bind(route, id string, p *gateway.Principal, revalidate func(
 
 // Check verifies that p may use session id on route: it exists, p opened
 // it and the credential p opened it with is still valid. A session whose
-// opening credential failed is ended.
+// opening credential failed is ended: that Check and every later one
+// return ErrSessionRevoked (the first wrapped in errSessionEndedNow).
 func (s *Sessions) Check(route, id string, p *gateway.Principal) error {
 	now := s.now()
 	k := routeKey(route, id)
@@ -131,16 +139,23 @@ func (s *Sessions) Check(route, id string, p *gateway.Principal) error {
 		s.mu.Unlock()
 		return ErrSessionOwner
 	}
+	if cur.revoked {
+		s.mu.Unlock()
+		return ErrSessionRevoked
+	}
 	cur.last = now
 	reval := cur.revalidate
 	s.mu.Unlock()
-	if reval != nil {
-		if err := reval(now); err != nil {
-			s.End(route, id)
-			return ErrSessionRevoked
-		}
+	if reval == nil || reval(now) == nil {
+		return nil
 	}
-	return nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.m[k]; ok && !cur.revoked && cur.owner == principalKey(p) {
+		cur.revoked, cur.revalidate = true, nil
+		return errSessionEndedNow
+	}
+	return ErrSessionRevoked // another Check ended it meanwhile
 }
 
 // End forgets session id on route.

@@ -30,6 +30,9 @@ func (s *Server) buildMCP(cfg *config.Config, guards *inspect.Guards, authorize 
 		Sessions:         mcp.NewSessions(mc.MaxSessions, mc.SessionIdle.D()),
 		MaxResponseBytes: mc.MaxResponseBytes,
 		Logger:           s.logger,
+		// warden's own requests: ending a session it ended, answering a
+		// server request it refused (internal/mcp/upstream.go)
+		Upstream: proxy.Send,
 	}
 	if mc.Pins.Mode != mcp.PinOff {
 		pins, err := mcp.OpenPinStore(mc.Pins.Path, mc.Pins.Mode)
