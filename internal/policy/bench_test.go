@@ -310,6 +310,32 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
+// BenchmarkDecideEach measures each example request on its own: the
+// percentiles of BenchmarkDecide mix eight requests of different cost, so
+// its p99 is the cost of the dearest one (each is 1/8 of the samples),
+// not a rare event.
+func BenchmarkDecideEach(b *testing.B) {
+	for _, set := range benchSets {
+		e := benchEngine(b, set.dir)
+		for _, in := range benchInputs(b, set.dir) {
+			b.Run(set.name+"/"+in.Context.RequestID, func(b *testing.B) {
+				ctx := context.Background()
+				timer := newOpTimer()
+				b.ReportAllocs()
+				for b.Loop() {
+					timer.start()
+					_, err := e.Decide(ctx, in)
+					timer.done()
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				timer.stop(b)
+			})
+		}
+	}
+}
+
 // BenchmarkStage measures the authorize stage end to end over the same
 // requests, which is what a request pays: input from the exchange,
 // decision, obligations.
