@@ -10,8 +10,8 @@ import (
 
 // resultHasFindings reports whether the scanner or the injection detector
 // finds anything in a result's strings: it passes them exactly the texts
-// scanResult's tree walk does (every string value but those of "type",
-// "mimeType" and "blob" members and empty ones; keyText members as content),
+// scanResult's tree walk does (every non-empty string value; keyText
+// members as content),
 // decoded as encoding/json decodes them, without building the tree. Most
 // results have no finding, and then need nothing else; a result with one
 // is walked again by scanResult, which records and carries out the
@@ -27,11 +27,13 @@ func (g *Gateway) resultHasFindings(result map[string]json.RawMessage) bool {
 	return false
 }
 
-// How a string value is scanned, by the key of its member.
+// How a string value is scanned, by the key of its member. Every string is
+// scanned, discriminators ("type", "mimeType") and base64 payloads ("blob")
+// included: a member the guards skipped would be a channel a server could
+// hide a secret in (found by FuzzSSE).
 const (
-	keyOther = iota // scanned
+	keyOther = iota // scanned by the scanner (DLP)
 	keyText         // "text", "systemPrompt", "message": scanned as content (the injection detector too)
-	keySkip         // "type", "mimeType", "blob": not scanned
 )
 
 func keyKindOf(key []byte) int {
@@ -40,8 +42,6 @@ func keyKindOf(key []byte) int {
 		// content texts: a result's text parts; a sampling request's
 		// system prompt; an elicitation's or a progress note's message
 		return keyText
-	case "type", "mimeType", "blob":
-		return keySkip
 	}
 	return keyOther
 }
@@ -98,7 +98,7 @@ func (w *stringWalker) value(kind int) bool {
 	switch w.data[w.pos] {
 	case '"':
 		body, escaped := w.str()
-		if kind == keySkip || len(body) == 0 {
+		if len(body) == 0 {
 			return true
 		}
 		if escaped {

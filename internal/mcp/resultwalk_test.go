@@ -46,7 +46,7 @@ func treeVisits(result map[string]json.RawMessage) ([]visit, error) {
 				walk(e, key)
 			}
 		case string:
-			if key == "type" || key == "mimeType" || key == "blob" || x == "" {
+			if x == "" {
 				return
 			}
 			out = append(out, visit{x, key == "text" || key == "systemPrompt" || key == "message"})
@@ -137,12 +137,22 @@ func TestScanResultEscaped(t *testing.T) {
 	if err != nil || bytes.Contains(out, []byte(`ecret\n is`)) || len(ex.Findings) != 1 {
 		t.Fatalf("escaped secret: %s, %v, findings %+v", out, err, ex.Findings)
 	}
-	clean := []byte(`{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"nothing to see"}],"secretive":{"type":"secret"}}}`)
+	clean := []byte(`{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"nothing to see"},{"type":"image","mimeType":"image/png","data":"AAAA"}]}}`)
 	ex = newExchange(ActionToolsCall, "3")
 	ex.Obligations.Mask = map[string]string{"secret": "mask"}
 	out, err = g.handle(ex, clean)
 	if err != nil || !bytes.Equal(out, clean) || len(ex.Findings) != 0 {
 		t.Fatalf("clean result: %s, %v, findings %+v", out, err, ex.Findings)
+	}
+	// No member is exempt: a secret hidden in a discriminator or a blob is
+	// found too.
+	for _, hidden := range []string{`{"type":"a secret"}`, `{"mimeType":"secret/x"}`, `{"blob":"secret"}`} {
+		ex = newExchange(ActionToolsCall, "3")
+		ex.Obligations.Mask = map[string]string{"secret": "mask"}
+		out, err = g.handle(ex, []byte(`{"jsonrpc":"2.0","id":3,"result":{"content":[`+hidden+`]}}`))
+		if err != nil || bytes.Contains(out, []byte("secret")) || len(ex.Findings) != 1 {
+			t.Errorf("%s: %s, %v, findings %+v", hidden, out, err, ex.Findings)
+		}
 	}
 }
 

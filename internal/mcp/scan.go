@@ -54,7 +54,7 @@ func (g *Gateway) scanMembers(ex *gateway.Exchange, result map[string]json.RawMe
 				x[i] = walk(e, key)
 			}
 		case string:
-			if key == "type" || key == "mimeType" || key == "blob" || x == "" {
+			if x == "" {
 				return x
 			}
 			text := []byte(x)
