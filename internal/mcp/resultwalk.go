@@ -10,8 +10,8 @@ import (
 
 // resultHasFindings reports whether the scanner or the injection detector
 // finds anything in a result's strings: it passes them exactly the texts
-// scanResult's tree walk does (every non-empty string value; keyText
-// members as content),
+// scanResult's tree walk does (every non-empty string value, member name
+// and number; keyText members as content),
 // decoded as encoding/json decodes them, without building the tree. Most
 // results have no finding, and then need nothing else; a result with one
 // is walked again by scanResult, which records and carries out the
@@ -19,6 +19,9 @@ import (
 func (g *Gateway) resultHasFindings(result map[string]json.RawMessage) bool {
 	w := stringWalker{fn: func(text []byte, content bool) bool { return len(g.scanText(text, content)) == 0 }}
 	for k, raw := range result {
+		if !w.fn([]byte(k), false) {
+			return true
+		}
 		w.data, w.pos = raw, 0
 		if !w.value(keyKindOf([]byte(k))) {
 			return true
@@ -124,6 +127,9 @@ func (w *stringWalker) value(kind int) bool {
 				key = w.scratch
 			}
 			k := keyKindOf(key)
+			if len(key) > 0 && !w.fn(key, false) {
+				return false
+			}
 			w.skipSpace()
 			w.pos++ // the colon
 			if !w.value(k) {
@@ -147,12 +153,17 @@ func (w *stringWalker) value(kind int) bool {
 			}
 		}
 	default: // a number or a literal: up to the next delimiter
+		start := w.pos
+	literal:
 		for w.pos < len(w.data) {
 			switch w.data[w.pos] {
 			case ',', '}', ']', ' ', '\t', '\r', '\n':
-				return true
+				break literal
 			}
 			w.pos++
+		}
+		if c := w.data[start]; c == '-' || c >= '0' && c <= '9' { // a number: its digits are scanned
+			return w.fn(w.data[start:w.pos], false)
 		}
 		return true
 	}

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/warden-ai/warden/internal/guard"
+	"github.com/warden-ai/warden/internal/guard/dlp"
 )
 
 // visit is one text a result walk passes to the guards.
@@ -24,6 +27,7 @@ func walkVisits(result map[string]json.RawMessage) []visit {
 		return true
 	}}
 	for k, raw := range result {
+		w.fn([]byte(k), false)
 		w.data, w.pos = raw, 0
 		w.value(keyKindOf([]byte(k)))
 	}
@@ -39,12 +43,17 @@ func treeVisits(result map[string]json.RawMessage) ([]visit, error) {
 		switch x := v.(type) {
 		case map[string]any:
 			for k, e := range x {
+				if k != "" {
+					out = append(out, visit{k, false})
+				}
 				walk(e, k)
 			}
 		case []any:
 			for _, e := range x {
 				walk(e, key)
 			}
+		case json.Number:
+			out = append(out, visit{string(x), false})
 		case string:
 			if x == "" {
 				return
@@ -53,6 +62,7 @@ func treeVisits(result map[string]json.RawMessage) ([]visit, error) {
 		}
 	}
 	for k, raw := range result {
+		out = append(out, visit{k, false})
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
 		var v any
@@ -167,4 +177,59 @@ func FuzzResultWalk(f *testing.F) {
 			t.Fatalf("%q: %s", data, d)
 		}
 	})
+}
+
+// TestScanResultNamesAndNumbers: a secret in a member name or a card
+// number sent as a JSON number is found like one in a string: masked
+// (a number becomes the masked string, a name is renamed without merging
+// two members) or blocked.
+func TestScanResultNamesAndNumbers(t *testing.T) {
+	g := &Gateway{Scanner: guard.Multi(dlp.New(), fakeScanner{})}
+	tests := []struct {
+		name, result string
+		mask         map[string]string
+		wantOut      []string // substrings of the passed message
+		lacks        []string
+		blocked      bool
+		findings     int
+	}{
+		{name: "secret in a member name", result: `{"structuredContent":{"the secret":1}}`, mask: map[string]string{"api_key": "mask"},
+			lacks: []string{"the secret"}, findings: 1},
+		{name: "secret in a top-level member name", result: `{"secret":{"a":1}}`, mask: map[string]string{"api_key": "mask"},
+			lacks: []string{`"secret"`}, findings: 1},
+		{name: "two names masked alike stay two members", result: `{"structuredContent":{"[API_KEY]":1,"secret":2}}`, mask: map[string]string{"api_key": "mask"},
+			wantOut: []string{`"[API_KEY]":1`, `"[API_KEY]#2":2`}, lacks: []string{"secret"}, findings: 1},
+		{name: "card number as a number, masked", result: `{"structuredContent":{"card":4111111111111111}}`, mask: map[string]string{"payment_card": "mask"},
+			lacks: []string{"4111111111111111"}, findings: 1},
+		{name: "card number as a number, blocked", result: `{"structuredContent":{"n":[4111111111111111]}}`, mask: map[string]string{"payment_card": "block"},
+			wantOut: []string{CodeResultBlocked}, lacks: []string{"4111111111111111"}, blocked: true, findings: 1},
+		{name: "ordinary numbers and names pass unchanged", result: `{"structuredContent":{"count":3,"ratio":-2.5e3,"ok":true}}`, mask: map[string]string{"payment_card": "mask"},
+			wantOut: []string{`"count":3`, `"ratio":-2.5e3`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ex := newExchange(ActionToolsCall, "3")
+			ex.Obligations.Mask = tc.mask
+			out, err := g.handle(ex, []byte(`{"jsonrpc":"2.0","id":3,"result":`+tc.result+`}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !json.Valid(out) {
+				t.Fatalf("invalid JSON passed: %s", out)
+			}
+			for _, w := range tc.wantOut {
+				if !bytes.Contains(out, []byte(w)) {
+					t.Errorf("passed %s, want %q in it", out, w)
+				}
+			}
+			for _, l := range tc.lacks {
+				if bytes.Contains(out, []byte(l)) {
+					t.Errorf("passed %s, which holds %q", out, l)
+				}
+			}
+			if len(ex.Findings) != tc.findings {
+				t.Errorf("findings %+v, want %d", ex.Findings, tc.findings)
+			}
+		})
+	}
 }

@@ -6,17 +6,20 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/guard"
 	"github.com/warden-ai/warden/internal/guard/sse"
 )
 
-// scanResult passes every string of a result (tool content, resource
-// contents, prompt messages) through the DLP scanner and every "text" through
+// scanResult passes every string, member name and number of a result (tool
+// content, resource contents, prompt messages) through the DLP scanner —
+// nothing a server sends is exempt — and every "text" through
 // the injection detector as third-party content, then carries out the
 // exchange's mask rules: a blocked finding returns blocked, masked and
-// hashed ones rewrite the string in place (changed). Findings are recorded
+// hashed ones rewrite the string in place (changed; a number becomes the
+// masked string, a member name is renamed). Findings are recorded
 // in ex.Findings as found in the tool result.
 func (g *Gateway) scanResult(ex *gateway.Exchange, result map[string]json.RawMessage) (changed bool, blocked, err error) {
 	return g.scanMembers(ex, result, guard.WhereToolResult)
@@ -42,45 +45,73 @@ func (g *Gateway) scanMembers(ex *gateway.Exchange, result map[string]json.RawMe
 	}
 	base := 0
 	var all []guard.Finding
+	// scan passes one text through the guards, records its findings and
+	// returns the text to pass on and whether it differs.
+	scan := func(x string, content bool) (string, bool) {
+		text := []byte(x)
+		fs := g.scanText(text, content)
+		if len(fs) == 0 {
+			base += len(text)
+			return x, false
+		}
+		if berr := pol.Decide(fs); berr != nil && blocked == nil {
+			blocked = berr
+		}
+		out, rewritten := x, false
+		if blocked == nil && pol.Rewrites() {
+			if r := pol.Apply(nil, text, fs); !bytes.Equal(r, text) {
+				out, rewritten = string(r), true
+			}
+		}
+		for _, f := range fs {
+			f.Start, f.End = f.Start+base, f.End+base
+			all = append(all, f)
+		}
+		base += len(text)
+		return out, rewritten
+	}
+	// renameKeys carries out the rewrites of member names.
+	renameKeys := func(m map[string]any, renames [][2]string) {
+		for _, r := range renames {
+			v := m[r[0]]
+			delete(m, r[0])
+			m[uniqueKey(m, r[1])] = v
+		}
+	}
 	var walk func(v any, key string) any
 	walk = func(v any, key string) any {
 		switch x := v.(type) {
 		case map[string]any:
+			var renames [][2]string
 			for k, e := range x {
 				x[k] = walk(e, k)
+				if nk, ok := scan(k, false); ok {
+					renames, changed = append(renames, [2]string{k, nk}), true
+				}
 			}
+			renameKeys(x, renames)
 		case []any:
 			for i, e := range x {
 				x[i] = walk(e, key)
+			}
+		case json.Number:
+			// a card or account number need not be a string
+			if out, ok := scan(string(x), false); ok {
+				changed = true
+				return out
 			}
 		case string:
 			if x == "" {
 				return x
 			}
-			text := []byte(x)
-			fs := g.scanText(text, keyKindOf([]byte(key)) == keyText)
-			if len(fs) == 0 {
-				base += len(text)
-				return x
+			if out, ok := scan(x, keyKindOf([]byte(key)) == keyText); ok {
+				changed = true
+				return out
 			}
-			if berr := pol.Decide(fs); berr != nil && blocked == nil {
-				blocked = berr
-			}
-			out := x
-			if blocked == nil && pol.Rewrites() {
-				if rewritten := pol.Apply(nil, text, fs); !bytes.Equal(rewritten, text) {
-					out, changed = string(rewritten), true
-				}
-			}
-			for _, f := range fs {
-				f.Start, f.End = f.Start+base, f.End+base
-				all = append(all, f)
-			}
-			base += len(text)
-			return out
 		}
 		return v
 	}
+	var renames [][2]string
 	for k, raw := range result {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
@@ -98,13 +129,35 @@ func (g *Gateway) scanMembers(ex *gateway.Exchange, result map[string]json.RawMe
 			}
 			result[k] = b
 		}
+		if nk, ok := scan(k, false); ok {
+			renames, changed = append(renames, [2]string{k, nk}), true
+		}
 		changed = changed || before
+	}
+	for _, r := range renames {
+		v := result[r[0]]
+		delete(result, r[0])
+		result[uniqueKey(result, r[1])] = v
 	}
 	ex.Findings = guard.AppendGateway(ex.Findings, where, all)
 	if blocked != nil {
 		return false, blocked, nil
 	}
 	return changed, nil, nil
+}
+
+// uniqueKey returns k, or k with a suffix that no member of m has: two
+// member names masked alike must not merge.
+func uniqueKey[V any](m map[string]V, k string) string {
+	if _, taken := m[k]; !taken {
+		return k
+	}
+	for i := 2; ; i++ {
+		c := k + "#" + strconv.Itoa(i)
+		if _, taken := m[c]; !taken {
+			return c
+		}
+	}
 }
 
 // scanText runs the scanner and, for content texts, the injection
