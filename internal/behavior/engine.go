@@ -52,7 +52,7 @@ var softFeature = [numFeatures]bool{fRate: true, fTokensIn: true, fErrors: true,
 // Warm-up features are those a new principal is judged on, against the
 // population prior of its kind.
 var warmupFeature = [numFeatures]bool{fRate: true, fTokensIn: true, fTokensOut: true, fBytesOut: true,
-	fDenials: true, fErrors: true}
+	fDenials: true, fErrors: true, fPrompt: true}
 
 // Continuous statistics (robust, log scale), indexed like the first
 // features, and their spread floors.
@@ -861,7 +861,7 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 	}
 	var total, soft float32
 	for f := 0; f < numFeatures; f++ {
-		if has[f] && (!warm || warmupFeature[f]) {
+		if has[f] && (!warm || warmupFeature[f] && (f != fPrompt || st.kind == kindUser)) {
 			limit := strongCap * th
 			if softFeature[f] {
 				limit = softCapFrac * th

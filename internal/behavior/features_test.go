@@ -32,7 +32,7 @@ func officeWeek(t *testing.T, e *Engine, at *time.Time, days int) {
 			*at = t0.Add(time.Duration(d)*24*time.Hour + time.Duration(i)*10*time.Minute)
 			o := Observation{At: *at, Kind: "user", ID: "alice", Source: officeAddr, Model: "m1", Status: 200,
 				PromptTokens: 150, CompletionTokens: 200, BytesOut: 1100, ClientHello: laptopHello,
-				Prompt: Sketch(fmt.Appendf(nil, "question %d of day %d about %x", i, d, splitmixTest(uint64(d*100+i))))}
+				Prompt: Sketch(ordinaryPrompt(uint64(d*100 + i)))}
 			if a := e.Observe(&o); a != nil {
 				t.Fatalf("day %d: false alarm %s", d, a.Reason)
 			}
@@ -55,6 +55,22 @@ func session(e *Engine, at *time.Time, start time.Time, n int, gap time.Duration
 		*at = at.Add(gap)
 	}
 	return 0, nil
+}
+
+// ordinaryPrompt is a prompt of ten words drawn from a small vocabulary:
+// an ordinary user's prompts, which are not near duplicates of each other
+// (a new user whose first prompts are near duplicates of each other is
+// judged against the users' population rate during its warm-up).
+func ordinaryPrompt(seed uint64) []byte {
+	words := strings.Fields("budget report meeting summary translate email draft schedule review invoice " +
+		"customer travel policy explain compare write list table chart recipe python error deploy contract " +
+		"weather history poem letter question answer plan team project design test release data model")
+	var b []byte
+	for i := range 10 {
+		seed = splitmixTest(seed + uint64(i))
+		b = append(append(b, words[seed%uint64(len(words))]...), ' ')
+	}
+	return b
 }
 
 func splitmixTest(x uint64) uint64 {
@@ -273,6 +289,41 @@ func TestKnownClientPace(t *testing.T) {
 			}
 			if a != nil {
 				t.Logf("detected after %d requests: %s", i, a.Reason)
+			}
+		})
+	}
+}
+
+// TestNewAccountProbing: a user whose first requests are systematic probing
+// (one template, a word changed) is flagged during its warm-up on
+// prompt_similarity, against the users' population rate; a new service
+// whose prompts are templated from the start is not (services and agents
+// are not judged on near duplicates during warm-up).
+func TestNewAccountProbing(t *testing.T) {
+	for _, tc := range []struct {
+		kind  string
+		alarm bool
+	}{{"user", true}, {"service", false}, {"agent", false}} {
+		t.Run(tc.kind, func(t *testing.T) {
+			var at time.Time
+			e := newEngine(t, Options{Now: func() time.Time { return at }})
+			var got *Anomaly
+			n := 0
+			for i := 1; i <= 30 && got == nil; i++ {
+				at = t0.Add(time.Duration(i) * 7 * time.Second)
+				o := Observation{At: at, Kind: tc.kind, ID: "new-" + tc.kind, Source: officeAddr, Model: "m1", Status: 200,
+					PromptTokens: 40, CompletionTokens: 60, BytesOut: 400, ClientHello: laptopHello,
+					Prompt: Sketch(fmt.Appendf(nil, "Classify the sentiment of this product review as positive or negative and give one reason: the %s was fine", []string{"battery", "screen", "price", "strap", "case"}[i%5]))}
+				got, n = e.Observe(&o), i
+			}
+			switch {
+			case tc.alarm && (got == nil || !hasFeature(got, "prompt_similarity")):
+				t.Fatalf("a new %s probing from its first request: no prompt_similarity anomaly in 30 requests (%v)", tc.kind, got)
+			case !tc.alarm && got != nil:
+				t.Fatalf("a new templated %s: false alarm at request %d: %s", tc.kind, n, got.Reason)
+			}
+			if got != nil {
+				t.Logf("flagged at request %d: %s", n, got.Reason)
 			}
 		})
 	}
