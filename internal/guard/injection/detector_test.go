@@ -331,9 +331,9 @@ func FuzzDetect(f *testing.F) {
 // Validation figures reported in docs/guards.md and bench/RESULTS.md for the embedded weights
 // (Detect on the validation split of injection-dev.jsonl). The test recomputes them.
 const (
-	reportedPrecision = 262.0 / 273 // 0.960
-	reportedRecall    = 262.0 / 341 // 0.768
-	reportedFPR       = 11.0 / 734  // 0.0150
+	reportedPrecision = 299.0 / 312 // 0.958
+	reportedRecall    = 299.0 / 341 // 0.877
+	reportedFPR       = 13.0 / 734  // 0.0177
 	figureTolerance   = 0.0005
 )
 

@@ -31,7 +31,8 @@
 //     reversed words);
 //   - a logistic regression over hashed features of the folded text — character 3–5-grams, word
 //     unigrams and word bigrams (a sentence start counts as a word, so "<s> translate" is the
-//     feature of an imperative opening a sentence) — trained in this repository (see the train
+//     feature of an imperative opening a sentence), character 1–2-grams of Han, kana and
+//     Hangul — trained in this repository (see the train
 //     command) on a labelled data set with a fixed split, plus 12,000 generated ordinary prompts
 //     (questions, requests, chit-chat, coding and writing tasks in 19 languages, from
 //     hand-written templates; synthetic) as benign examples, so that a question is not evidence
@@ -42,9 +43,14 @@
 // as a whole and as short overlapping windows, and its score is the maximum, so an instruction
 // planted in an otherwise benign document is not diluted; the windows were trained by
 // multiple-instance learning (an attack document's best window must score high, every window of
-// a benign document low) and carry a learned offset of their own. DetectDocument scores the
-// windows of long texts only and adds rules that are suspicious in third-party content but
-// normal in a prompt ("in your response…").
+// a benign document low) and carry a learned offset of their own. A long text's sentences and
+// lines are scored on their own too, with n-gram weights of their own: an instruction planted in
+// a document is often an ordinary request ("what is the capital of Brazil?"), and what the
+// sentence weights learn from that cannot raise the score of a prompt scored as a whole. For
+// a planted instruction whose clean document is in the training data, its positive example is
+// a sentence or line that holds it. DetectDocument scores the windows and sentences of long
+// texts only, and adds rules that are suspicious in third-party content but normal in a prompt
+// ("in your response…").
 //
 // # Limits
 //
@@ -55,8 +61,7 @@
 // ordinary prompts in isolation; benign texts about prompt injection may be flagged. The model
 // knows the languages of its training data unevenly, and a script's share of attacks in the
 // data set is not evidence (a nuisance term absorbs it during training). On the validation split
-// of its development data the embedded weights catch about three attacks in four (77 %) at a
-// false-positive rate of 1.5 %, and flag 0.2 % of generated ordinary prompts from templates they
-// were not trained on (bench/RESULTS.md has the figures and the experiments that did not ship).
+// of its development data the embedded weights catch 88 % of attacks at a false-positive rate
+// of 1.8 %, and flag 0.3 % of generated ordinary prompts from templates they were not trained on (bench/RESULTS.md has the figures and the experiments that did not ship).
 // Use it as one layer: with least privilege for tools, and with output-side checks.
 package injection

@@ -21,7 +21,7 @@ type example struct {
 }
 
 // params of the logistic regression, laid out in one vector for L-BFGS:
-// [ n-gram weights (1<<bits) | rule weights (NumRules) | script and domain offsets | bias | window bias | segment bias ].
+// [ n-gram weights (1<<bits; with segment weights, the segments' own 1<<bits follow) | rule weights (NumRules) | script and domain offsets | bias | window bias | segment bias ].
 type layout struct{ nw, nr, ns int }
 
 // Nuisance slots: one per script, then one per mixed-label document domain (BIPIA e-mail, table,
@@ -30,8 +30,8 @@ type layout struct{ nw, nr, ns int }
 // rather than the script or style itself; they are not part of the shipped model.
 const numDomains = 3
 
-func newLayout(bits uint8) layout {
-	return layout{nw: 1 << bits, nr: engine.NumRules, ns: engine.NumScripts + numDomains}
+func newLayout(cfg engine.Config) layout {
+	return layout{nw: cfg.Tables() << cfg.Bits, nr: engine.NumRules, ns: engine.NumScripts + numDomains}
 }
 func (l layout) size() int      { return l.nw + l.nr + l.ns + 3 }
 func (l layout) rule(r int) int { return l.nw + r }

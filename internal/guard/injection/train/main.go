@@ -10,11 +10,14 @@
 //	go run ./internal/guard/injection/train -eval -export /tmp/injection-val.jsonl  # also write the split for peers
 //	go run ./internal/guard/injection/train -cv-only -probe my-prompts.txt   # also score texts of your own (one per line)
 //
-// The defaults are the shipped configuration: n-gram sums divided by √F, L2 1e-6, 300 + 3×100
-// L-BFGS iterations, the mean of the five fold models shipped (so the out-of-fold threshold
-// applies to it), and 12,000 generated ordinary prompts (package benign, synthetic) added as
-// benign examples to the training side of every fold and weighing as much as the real benign
-// rows. Cross-validation scores real rows only; the prompts of held-aside templates are scored
+// The defaults are the shipped configuration: n-gram sums divided by √F, character 1–2-grams of
+// Han, kana and Hangul (-ideo), the sentences and lines of long texts scored on their own with
+// n-gram weights of their own (-segments -segments-long -segment-weights), the positive span of
+// an instruction planted in a document chosen among the segments holding it (-planted-span
+// -planted-segments), L2 1e-6, 300 + 3×100 L-BFGS iterations, the mean of the five fold models
+// shipped (so the out-of-fold threshold applies to it), and 12,000 generated ordinary prompts
+// (package benign, synthetic) added as benign examples to the training side of every fold and
+// weighing as much as the real benign rows. Cross-validation scores real rows only; the prompts of held-aside templates are scored
 // separately, as a false-positive check on phrasings never trained on.
 //
 // Rule weights are held near their hand-set priors by an L2 pull of strength -mu (1e-3); with
@@ -77,6 +80,7 @@ type options struct {
 	genSpans                 bool    // the segments and windows of generated prompts are negatives too
 	foldByInsertion          bool    // cross-validation folds of planted instructions by the inserted text
 	plantedForm              bool    // a located planted instruction's positive segment keeps its form features and rules, not its n-grams
+	plantedSegments          bool    // with plantedSpan: a located insertion's positive span is a segment when one holds it
 	plantedSpan              bool    // positive spans of planted instructions are chosen where the insertion is (see plantedSpans)
 	gen                      int     // generated benign prompts (package benign) added to every training fold
 	genWeight                float64 // their total weight, as a fraction of the real benign rows' total weight
@@ -103,11 +107,12 @@ func run(args []string, w io.Writer) error {
 	fs.UintVar(&maxN, "maxn", 5, "longest character n-gram (-minn 0 -maxn 0: no character n-grams)")
 	fs.UintVar(&words, "words", 2, "word features: 0 none, 1 unigrams, 2 unigrams and bigrams")
 	fs.BoolVar(&o.cfg.Cues, "cues", false, "cue-word features (multilingual lexicon concepts, and the same at a sentence start)")
-	fs.BoolVar(&o.cfg.Ideo, "ideo", false, "character unigrams and bigrams of Han, kana and Hangul")
+	fs.BoolVar(&o.cfg.Ideo, "ideo", true, "character unigrams and bigrams of Han, kana and Hangul")
 	fs.BoolVar(&o.cfg.MaskEncoded, "mask-encoded", false, "leave the n-grams of encoded runs (hex, base64) out of the sums")
 	fs.BoolVar(&o.cfg.SegmentFeatures, "segment-features", false, "with -segments: features of a segment's form (first word, first two words, last character) with weights of their own")
-	fs.BoolVar(&o.cfg.SegmentsLong, "segments-long", false, "with -segments: only long texts are scored by segments")
-	fs.BoolVar(&o.cfg.Segments, "segments", false, "long texts are also scored by their sentences and lines (with a learned segment offset)")
+	fs.BoolVar(&o.cfg.SegmentsLong, "segments-long", true, "with -segments: only long texts are scored by segments")
+	fs.BoolVar(&o.cfg.SegmentWeights, "segment-weights", true, "with -segments: segments are scored with n-gram weights of their own, not shared with whole texts and windows")
+	fs.BoolVar(&o.cfg.Segments, "segments", true, "long texts are also scored by their sentences and lines (with a learned segment offset)")
 	fs.UintVar(&window, "window", 128, "window length in folded characters, for long texts")
 	fs.UintVar(&stride, "stride", 64, "window stride")
 	fs.UintVar(&long, "long", 400, "texts longer than this many folded characters (and than a window) are also scored by windows")
@@ -124,7 +129,8 @@ func run(args []string, w io.Writer) error {
 	fs.BoolVar(&o.foldByInsertion, "fold-by-insertion", false, "cross-validation folds of attacks whose insertion is located (see -planted-span) by the inserted text: out-of-fold figures for instructions never trained on")
 	fs.BoolVar(&o.plantedForm, "planted-form", false, "with -planted-span and -segment-features: a located instruction's positive segment is trained on its form features and rules only, not its n-grams")
 	fs.BoolVar(&o.genSpans, "gen-spans", false, "in multiple-instance rounds, the segments and windows of the generated prompts are negatives too")
-	fs.BoolVar(&o.plantedSpan, "planted-span", false, "in multiple-instance rounds, the positive span of an attack whose clean document is in the data is chosen among the spans holding the inserted text")
+	fs.BoolVar(&o.plantedSegments, "planted-segments", true, "with -planted-span and -segments: a located planted instruction's positive span is a segment holding it when there is one (not a window): with -segment-weights, what it teaches stays in the segment weights")
+	fs.BoolVar(&o.plantedSpan, "planted-span", true, "in multiple-instance rounds, the positive span of an attack whose clean document is in the data is chosen among the spans holding the inserted text")
 	fs.BoolVar(&o.bag, "bag", true, "ship the mean of the fold models (the models the threshold was chosen for) instead of refitting on the whole training split")
 	fs.IntVar(&o.gen, "gen", 12000, "generated ordinary prompts (synthetic benign, package benign) added to the training side of every fold and of the final fit; those of held-aside templates only measure FPR")
 	fs.Float64Var(&o.genWeight, "gen-weight", 1, "total weight of the generated prompts relative to the real benign training rows")
@@ -148,7 +154,7 @@ func run(args []string, w io.Writer) error {
 		return err
 	}
 	o.cfg = engine.Config{Bits: uint8(bits), MinN: uint8(minN), MaxN: uint8(maxN), Words: uint8(words), Window: uint16(window),
-		Stride: uint16(stride), Long: uint16(max(long, window)), PromptWindows: o.cfg.PromptWindows, Cues: o.cfg.Cues, Ideo: o.cfg.Ideo, Segments: o.cfg.Segments, SegmentsLong: o.cfg.SegmentsLong, SegmentFeatures: o.cfg.SegmentFeatures, MaskEncoded: o.cfg.MaskEncoded}
+		Stride: uint16(stride), Long: uint16(max(long, window)), PromptWindows: o.cfg.PromptWindows, Cues: o.cfg.Cues, Ideo: o.cfg.Ideo, Segments: o.cfg.Segments, SegmentsLong: o.cfg.SegmentsLong, SegmentFeatures: o.cfg.SegmentFeatures, SegmentWeights: o.cfg.SegmentWeights && o.cfg.Segments, MaskEncoded: o.cfg.MaskEncoded}
 	switch norm {
 	case "mean":
 		o.cfg.Norm = 1
@@ -337,8 +343,12 @@ func (b *builder) example(a *engine.Analysis, sp span, y, wt float64) example {
 	norm := b.cfg.NormFactor(int(a.Pos[e] - a.Pos[s]))
 	ex.idx = make([]uint32, len(b.touch))
 	ex.val = make([]float32, len(b.touch))
+	var table uint32 // offset of the weight table: a segment's own with Config.SegmentWeights
+	if sp.seg && b.cfg.SegmentWeights {
+		table = 1 << b.cfg.Bits
+	}
 	for i, k := range b.touch {
-		ex.idx[i] = k
+		ex.idx[i] = table + k
 		ex.val[i] = float32(float64(b.count[k]) * norm)
 		b.count[k] = 0
 	}
@@ -567,9 +577,16 @@ func rowExamples(out []example, b *builder, o options, p prepared, l layout, x [
 	if x == nil || len(spans) == 1 {
 		return append(out, b.example(p.a, span{b: p.a.N}, y, wt))
 	}
+	located := p.hasIns && o.plantedSpan
+	segOnly := false // the positive is a segment that holds the insertion, when there is one
+	if located && o.plantedSegments {
+		for _, sp := range spans {
+			segOnly = segOnly || sp.seg && holds(sp, p.ins, false)
+		}
+	}
 	best, bz := -1, math.Inf(-1)
 	for k, sp := range spans {
-		if p.hasIns && o.plantedSpan && !holds(sp, p.ins, k == 0) {
+		if located && (!holds(sp, p.ins, k == 0) || segOnly && !sp.seg) {
 			continue
 		}
 		ex := b.example(p.a, sp, 0, 0)
@@ -608,6 +625,12 @@ func holds(sp span, ins [2]int, whole bool) bool {
 // text's positive example moved to its highest-scoring span under the previous fit.
 func fit(o options, l layout, h hyper, ps []prepared) []float64 {
 	x := train(l, h, examples(o, ps, l, nil), o.iters, nil)
+	if o.cfg.SegmentWeights && o.windowBias && o.cfg.PromptWindows {
+		// the first fit has no segments (see rowExamples): their own weights start from the whole texts' weights,
+		// so that the first multiple-instance round can point at a segment
+		n := 1 << o.cfg.Bits
+		copy(x[n:2*n], x[:n])
+	}
 	for r := 0; r < o.mil; r++ {
 		x = train(l, h, examples(o, ps, l, x), o.milIters, x) // warm start
 	}
@@ -736,9 +759,9 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 		fmt.Fprintf(w, "generated ordinary prompts (synthetic benign, %d templates in %d languages, seed %d): %d for training (total weight %.2f of the real benign rows), %d from held-aside templates for measuring only\n",
 			nt, nl, o.genSeed, len(genTrain), o.genWeight, len(genHeld))
 	}
-	l := newLayout(o.cfg.Bits)
-	fmt.Fprintf(w, "features: %d-bit hashed character %d..%d-grams, word features %d, cue features %v, ideographic 1-2-grams %v, segments %v, encoded runs masked %v, rules %v (%d); window %d stride %d long %d (window bias %v), prompt windows %v; MIL rounds %d (whole kept %v); analysed in %v\n",
-		o.cfg.Bits, o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.cfg.Ideo, o.cfg.Segments, o.cfg.MaskEncoded, o.rules, engine.NumRules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias, o.cfg.PromptWindows,
+	l := newLayout(o.cfg)
+	fmt.Fprintf(w, "features: %d-bit hashed character %d..%d-grams, word features %d, cue features %v, ideographic 1-2-grams %v, segments %v (own weights %v), encoded runs masked %v, rules %v (%d); window %d stride %d long %d (window bias %v), prompt windows %v; MIL rounds %d (whole kept %v); analysed in %v\n",
+		o.cfg.Bits, o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.cfg.Ideo, o.cfg.Segments, o.cfg.SegmentWeights, o.cfg.MaskEncoded, o.rules, engine.NumRules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias, o.cfg.PromptWindows,
 		o.mil, o.milWhole, time.Since(start).Round(time.Millisecond))
 
 	grid := []hyper{}
@@ -848,8 +871,8 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 		"val_precision": val.Precision(), "val_recall": val.Recall(), "val_fpr": val.FPR(),
 		"oof_recall_at_fpr": map[string]float64{"0.01": recallAt(trainRows, best.oof, 0.01), "0.015": recallAt(trainRows, best.oof, 0.015),
 			"0.02": recallAt(trainRows, best.oof, 0.02)},
-		"features": fmt.Sprintf("char %d..%d-grams, words %d, cues %v, ideo %v, segments %v, mask encoded %v, rules %v, window %d/%d long %d, window bias %v",
-			o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.cfg.Ideo, o.cfg.Segments, o.cfg.MaskEncoded, o.rules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias),
+		"features": fmt.Sprintf("char %d..%d-grams, words %d, cues %v, ideo %v, segments %v (own weights %v), mask encoded %v, rules %v, window %d/%d long %d, window bias %v",
+			o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.cfg.Ideo, o.cfg.Segments, o.cfg.SegmentWeights, o.cfg.MaskEncoded, o.rules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias),
 		"split":   "sha256 of near-duplicate group key, 20% validation",
 		"trainer": fmt.Sprintf("L-BFGS, class-balanced log-loss, %d MIL rounds (long attack texts skipped in the first fit: %v)", o.mil, o.milSkip),
 	})

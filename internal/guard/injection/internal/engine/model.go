@@ -36,6 +36,11 @@ type Config struct {
 	// that an imperative or a question among the sentences of a document can weigh more than
 	// the same words opening a prompt.
 	SegmentFeatures bool
+	// SegmentWeights gives segments n-gram weights of their own: the weight table holds two
+	// tables of 1<<Bits weights, the first for whole texts and windows, the second for segments
+	// (see Model.SegW), so that what the segments learn (an ordinary request among a document's
+	// sentences is an attack) cannot raise the score of a text scored as a whole.
+	SegmentWeights bool
 	// MaskEncoded leaves the n-grams of encoded runs (hex, base64; see Scratch.mask) out of the
 	// sums: a payload's characters are not language and would drown the words around it.
 	MaskEncoded bool
@@ -78,8 +83,18 @@ const (
 	flagMaskEncoded
 	flagSegmentsLong
 	flagSegmentFeatures
-	knownFlags = flagCues | flagIdeo | flagSegments | flagMaskEncoded | flagSegmentsLong | flagSegmentFeatures
+	flagSegmentWeights
+	knownFlags = flagCues | flagIdeo | flagSegments | flagMaskEncoded | flagSegmentsLong | flagSegmentFeatures | flagSegmentWeights
 )
+
+// Tables returns how many weight tables of 1<<Bits weights a model has: 2 with SegmentWeights,
+// else 1.
+func (c Config) Tables() int {
+	if c.SegmentWeights {
+		return 2
+	}
+	return 1
+}
 
 func (c Config) flags() uint8 {
 	var f uint8
@@ -101,6 +116,9 @@ func (c Config) flags() uint8 {
 	if c.SegmentFeatures {
 		f |= flagSegmentFeatures
 	}
+	if c.SegmentWeights {
+		f |= flagSegmentWeights
+	}
 	return f
 }
 
@@ -113,12 +131,13 @@ func (c Config) flags() uint8 {
 //
 // where g runs over the F features that end inside the span: character n-grams (MinN…MaxN
 // characters, digits read as '0'), word unigrams and word bigrams (see Config.Words), and
-// norm(F) is 1/F or 1/√F (Config.Norm).
+// norm(F) is 1/F or 1/√F (Config.Norm). With Config.SegmentWeights a segment's features are
+// weighed by the second table (SegW) instead of W.
 type Model struct {
 	Cfg          Config
 	Bias         float64
 	Scale        float64
-	W            []int16
+	W            []int16 // the weight tables (Config.Tables of 1<<Bits each), the first for whole texts and windows
 	Rule         [NumRules]float64
 	Threshold    float64 // default probability threshold for prompts
 	DocThreshold float64 // default probability threshold for documents
@@ -126,17 +145,20 @@ type Model struct {
 	SegmentBias  float64 // added to the logit of a segment (a sentence or line of a long text)
 	FoldSum      uint32
 	Meta         []byte // provenance (JSON), informational
+	// pair holds W and SegW side by side (see pairTable), for a decoded model with segment
+	// weights; without it, Scan sums the two tables in two passes.
+	pair []int64
 }
 
 // The weight file (little-endian):
 //
 //	magic "WDNINJ03"
-//	u8 bits, u8 minN, u8 maxN, u8 words, u8 feature flags (1 cues, 2 ideo, 4 segments, 8 mask encoded, 16 segments of long texts only, 32 segment features), u16 window, u16 stride, u16 long, u8 norm, u8 prompt-windows
+//	u8 bits, u8 minN, u8 maxN, u8 words, u8 feature flags (1 cues, 2 ideo, 4 segments, 8 mask encoded, 16 segments of long texts only, 32 segment features, 64 segment weights), u16 window, u16 stride, u16 long, u8 norm, u8 prompt-windows
 //	u32 fold-table checksum
 //	f64 bias, f64 scale, f64 threshold, f64 docThreshold, f64 window bias, f64 segment bias
 //	u16 rule count, then per rule: u8 name length, name, f64 weight
 //	u32 meta length, meta
-//	u32 weight count (= 1<<bits), then that many int16
+//	u32 weight count (= 1<<bits, or 2<<bits with segment weights: the text table, then the segment table), then that many int16
 //	32-byte SHA-256 of everything before it
 const magic = "WDNINJ03"
 
@@ -256,7 +278,7 @@ func Decode(b []byte) (*Model, error) {
 	flags := r.u8()
 	m.Cfg.Cues, m.Cfg.Ideo, m.Cfg.Segments = flags&flagCues != 0, flags&flagIdeo != 0, flags&flagSegments != 0
 	m.Cfg.MaskEncoded, m.Cfg.SegmentsLong = flags&flagMaskEncoded != 0, flags&flagSegmentsLong != 0
-	m.Cfg.SegmentFeatures = flags&flagSegmentFeatures != 0
+	m.Cfg.SegmentFeatures, m.Cfg.SegmentWeights = flags&flagSegmentFeatures != 0, flags&flagSegmentWeights != 0
 	m.Cfg.Window, m.Cfg.Stride, m.Cfg.Long = r.u16(), r.u16(), r.u16()
 	m.Cfg.Norm = r.u8()
 	pw := r.u8()
@@ -298,8 +320,10 @@ func Decode(b []byte) (*Model, error) {
 		return nil, corrupt("window %d / stride %d / long %d out of range", c.Window, c.Stride, c.Long)
 	case c.Norm > 1 || pw > 1 || flags&^knownFlags != 0:
 		return nil, corrupt("bad normalisation flags")
-	case nw != 1<<c.Bits:
-		return nil, corrupt("weight count %d, want %d", nw, 1<<c.Bits)
+	case c.SegmentWeights && !c.Segments:
+		return nil, corrupt("segment weights without segments")
+	case nw != c.Tables()<<c.Bits:
+		return nil, corrupt("weight count %d, want %d", nw, c.Tables()<<c.Bits)
 	case !finite(m.Bias, m.Scale, m.Threshold, m.DocThreshold, m.WindowBias, m.SegmentBias) || m.Scale <= 0 ||
 		math.Abs(m.WindowBias) > 100 || math.Abs(m.SegmentBias) > 100:
 		return nil, corrupt("non-finite parameters")
@@ -322,11 +346,21 @@ func Decode(b []byte) (*Model, error) {
 	for i := range m.W {
 		m.W[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
 	}
+	m.pair = m.pairTable()
 	if m.FoldSum != FoldChecksum() {
 		return nil, fmt.Errorf("injection model: trained with text folding %08x, this build folds as %08x: retrain the model",
 			m.FoldSum, FoldChecksum())
 	}
 	return m, nil
+}
+
+// SegW returns the weights segments are scored with: the second table with
+// Config.SegmentWeights, else W.
+func (m *Model) SegW() []int16 {
+	if m.Cfg.SegmentWeights {
+		return m.W[1<<m.Cfg.Bits:]
+	}
+	return m.W
 }
 
 func ruleID(name string) int {

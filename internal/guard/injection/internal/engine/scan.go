@@ -54,6 +54,9 @@ const (
 	wcWord         // part of a word
 	wcBreak        // ends a word and a sentence
 	wcUnseg        // a character of an unsegmented script: ends a word, no bigram across it
+	// wcEnd is a fullwidth '!' or '?' (wcOther otherwise), in prefix35Pair only: a segment
+	// may end there (see NextSegment).
+	wcEnd
 )
 
 var asciiClass = func() (t [128]uint8) {
@@ -163,15 +166,14 @@ func cueHash(c int, start bool) uint64 {
 	return h
 }
 
-// prefix fills pre[i+1] with the sum of the weights of the features ending at positions ≤ i, and
-// cnt[i+1] with their number.
-func (m *Model) prefix(R []rune, cues []cue, pre []int64, cnt []int32) {
-	W := m.W
+// prefix fills pre[i+1] with the sum of the weights in W (a table of 1<<Bits) of the features
+// ending at positions ≤ i, and cnt[i+1] with their number.
+func (m *Model) prefix(W []int16, R []rune, cues []cue, pre []int64, cnt []int32) {
 	if !m.Cfg.Cues {
 		cues = nil
 	}
 	if m.Cfg.MinN == 3 && m.Cfg.MaxN == 5 && m.Cfg.Words == 2 {
-		m.prefix35(R, cues, pre, cnt)
+		m.prefix35(W, R, cues, pre, cnt)
 		return
 	}
 	shift := 64 - uint(m.Cfg.Bits)
@@ -304,6 +306,8 @@ type Scratch struct {
 	hits    hitList
 	mt      matcher
 	pre     []int64
+	segPre  []int64 // prefix sums of the segment weights (Config.SegmentWeights)
+	ends    []int32 // where segments may end (see nextSegmentAt)
 	cnt     []int32
 	cues    []cue
 	dec     Text
@@ -393,27 +397,56 @@ func (m *Model) scanChunk(input []byte, start, end int, doc, single bool, s *Scr
 		s.cnt = make([]int32, n+1, n+1+n/4)
 	}
 	pre, cnt := s.pre[:n+1], s.cnt[:n+1]
-	m.prefix(t.R, s.cues, pre, cnt)
-	if m.Cfg.MaskEncoded && s.nmask > 0 {
-		applyMasks(pre, cnt, s.masks[:s.nmask])
-	}
 	W := int(m.Cfg.Window)
 	long := n > m.Cfg.long()
+	segs := m.Cfg.Segments && (doc || m.Cfg.PromptWindows) && (long || !m.Cfg.SegmentsLong)
+	// the prefix sums whole texts and windows (textSum) and segments (segSum) are scored with
+	segPre, textSum, segSum := pre, sumPlain, sumPlain
+	var ends []int32
+	if segs && m.Cfg.SegmentWeights {
+		if cap(s.ends) < n {
+			s.ends = make([]int32, n, cap(s.pre))
+		}
+		var paired bool
+		if ends, paired = m.prefixPair(t.R, s.cues, pre, cnt, s.ends[:n]); paired {
+			textSum, segSum = sumText, sumSeg
+		} else {
+			if cap(s.segPre) < n+1 {
+				s.segPre = make([]int64, n+1, cap(s.pre))
+			}
+			segPre = s.segPre[:n+1]
+			m.prefix(m.W, t.R, s.cues, pre, cnt)
+			m.prefix(m.SegW(), t.R, s.cues, segPre, cnt)
+		}
+	} else {
+		m.prefix(m.W, t.R, s.cues, pre, cnt)
+	}
+	if m.Cfg.MaskEncoded && s.nmask > 0 {
+		applyMasks(pre, cnt, s.masks[:s.nmask]) // paired sums too: the masking is linear
+		if &segPre[0] != &pre[0] {
+			applyMasks(segPre, cnt, s.masks[:s.nmask]) // cnt is already masked: this leaves it as it is
+		}
+	}
 	if single && (!doc || !long) {
-		m.span(t, input, pre, cnt, 0, n, 0, &s.hits, out)
+		m.span(t, input, pre, textSum, cnt, 0, n, 0, &s.hits, out)
 	}
 	if (long && (doc || m.Cfg.PromptWindows)) || (!single && n > W) {
 		for a := 0; ; a += int(m.Cfg.Stride) {
 			b := min(a+W, n)
-			m.span(t, input, pre, cnt, a, b, m.WindowBias, &s.hits, out)
+			m.span(t, input, pre, textSum, cnt, a, b, m.WindowBias, &s.hits, out)
 			if b == n {
 				break
 			}
 		}
 	}
-	if m.Cfg.Segments && (doc || m.Cfg.PromptWindows) && (long || !m.Cfg.SegmentsLong) {
+	if segs {
 		for a := 0; a < n; {
-			sa, sb, next := NextSegment(t.R, a)
+			var sa, sb, next int
+			if ends != nil {
+				sa, sb, next, ends = nextSegmentAt(t.R, a, ends)
+			} else {
+				sa, sb, next = NextSegment(t.R, a)
+			}
 			if sb-sa >= SegmentMin && sb-sa <= SegmentMax && sb-sa < n {
 				off := m.SegmentBias
 				if m.Cfg.SegmentFeatures {
@@ -424,7 +457,7 @@ func (m *Model) scanChunk(input []byte, start, end int, doc, single bool, s *Scr
 					}
 					off += m.Scale * float64(sum)
 				}
-				m.span(t, input, pre, cnt, sa, sb, off, &s.hits, out)
+				m.span(t, input, segPre, segSum, cnt, sa, sb, off, &s.hits, out)
 			}
 			a = next
 		}
@@ -500,6 +533,9 @@ func (c Config) SegmentFeatureBuckets(R []rune, a, b int) (f [MaxSegmentFeatures
 	return f, n
 }
 
+// segEndASCII marks the ASCII runes that may end a segment.
+var segEndASCII = [128]bool{'\n': true, '.': true, '!': true, '?': true}
+
 // NextSegment returns the segment [a, b) that starts at or after folded position from, and the
 // position the next segment starts from. A segment ends at a line break, or after a sentence
 // end (. ! ? ؟ । followed by white space or the end of the text; 。！？ anywhere); leading white
@@ -510,6 +546,9 @@ func NextSegment(R []rune, from int) (a, b, next int) {
 		a++
 	}
 	for i := a; i < len(R); i++ {
+		if r := R[i]; r < 128 && !segEndASCII[r&127] || r >= 128 && r != 0x061F && r != 0x0964 && r < 0x3002 {
+			continue // the common case: not a segment end (a branch, not the switch below)
+		}
 		switch R[i] {
 		case '\n':
 			return a, i, i + 1
@@ -524,9 +563,55 @@ func NextSegment(R []rune, from int) (a, b, next int) {
 	return a, len(R), len(R)
 }
 
+// nextSegmentAt is NextSegment with ends, the positions of R where a segment may end in
+// ascending order (a superset of the line breaks and the sentence ends NextSegment looks for): it
+// looks at those positions only, and returns the rest of them for the next call.
+func nextSegmentAt(R []rune, from int, ends []int32) (a, b, next int, rest []int32) {
+	a = from
+	for a < len(R) && (R[a] == ' ' || R[a] == '\n') {
+		a++
+	}
+	for len(ends) > 0 && int(ends[0]) < a {
+		ends = ends[1:]
+	}
+	for ; len(ends) > 0; ends = ends[1:] {
+		i := int(ends[0])
+		switch R[i] {
+		case '\n':
+			return a, i, i + 1, ends[1:]
+		case '.', '!', '?', 0x061F, 0x0964:
+			if i+1 == len(R) || R[i+1] == ' ' || R[i+1] == '\n' {
+				return a, i + 1, i + 1, ends[1:]
+			}
+		case 0x3002, 0xFF01, 0xFF1F:
+			return a, i + 1, i + 1, ends[1:]
+		}
+	}
+	return a, len(R), len(R), ends
+}
+
+// How prefix sums are read (see spanSum).
+const (
+	sumPlain uint8 = iota // one table's sums
+	sumText               // the whole-text table's half of paired sums (see pairTable)
+	sumSeg                // the segment table's half of paired sums
+)
+
+// spanSum returns the weight sum of the features of span [a, b) from prefix sums pre of kind.
+func spanSum(pre []int64, kind uint8, a, b int) int64 {
+	if kind == sumPlain {
+		return pre[b] - pre[a]
+	}
+	ta, tb := int64(int32(pre[a])), int64(int32(pre[b]))
+	if kind == sumText {
+		return tb - ta
+	}
+	return (pre[b]-tb)>>32 - (pre[a]-ta)>>32
+}
+
 // SpanLogit returns the logit of folded span [a, b) given the n-gram prefix sums and the hits.
-func (m *Model) spanLogit(pre []int64, cnt []int32, a, b int, hits *hitList) (logit, model float64) {
-	model = m.Bias + m.Scale*float64(pre[b]-pre[a])*m.Cfg.NormFactor(int(cnt[b]-cnt[a]))
+func (m *Model) spanLogit(pre []int64, kind uint8, cnt []int32, a, b int, hits *hitList) (logit, model float64) {
+	model = m.Bias + m.Scale*float64(spanSum(pre, kind, a, b))*m.Cfg.NormFactor(int(cnt[b]-cnt[a]))
 	logit = model
 	var seen uint64
 	for k := 0; k < hits.n; k++ {
@@ -539,8 +624,8 @@ func (m *Model) spanLogit(pre []int64, cnt []int32, a, b int, hits *hitList) (lo
 	return logit, model
 }
 
-func (m *Model) span(t *Text, input []byte, pre []int64, cnt []int32, a, b int, off float64, hits *hitList, out *Outcome) {
-	l, ml := m.spanLogit(pre, cnt, a, b, hits)
+func (m *Model) span(t *Text, input []byte, pre []int64, kind uint8, cnt []int32, a, b int, off float64, hits *hitList, out *Outcome) {
+	l, ml := m.spanLogit(pre, kind, cnt, a, b, hits)
 	l, ml = l+off, ml+off
 	if l > out.Logit {
 		out.Logit, out.ModelLogit = l, ml
@@ -646,11 +731,154 @@ func (c Config) Windows(n int, whole, windows bool) [][2]int {
 	return out
 }
 
+// prefixPair fills pre with the paired sums (see pairTable) of the whole-text and segment
+// weights and returns the positions where a segment may end (see nextSegmentAt), written to ends
+// (of capacity len(R) at least): one pass over the features, their hashes computed once and both
+// weights summed with one load and one addition. It reports false, and leaves pre and cnt
+// unusable, for a model without the paired table, a configuration other than 3..5-grams with
+// word bigrams, or a text with more than maxPairFeatures features.
+func (m *Model) prefixPair(R []rune, cues []cue, pre []int64, cnt []int32, ends []int32) ([]int32, bool) {
+	if len(m.pair) != 1<<m.Cfg.Bits || m.Cfg.MinN != 3 || m.Cfg.MaxN != 5 || m.Cfg.Words != 2 {
+		return nil, false
+	}
+	if !m.Cfg.Cues {
+		cues = nil
+	}
+	return m.prefix35Pair(R, cues, pre, cnt, ends)
+}
+
+// pairTable returns the paired weight table of a model with segment weights: entry b is
+// W[b] + SegW()[b]·2³² (modulo 2⁶⁴), so that a sum of entries is T + S·2³² for the sums T and S
+// of the two tables' weights; with at most maxPairFeatures features, |T| < 2³¹ and |S| < 2³¹,
+// so T is the sum's low 32 bits read as a signed number and S the rest (see spanSum).
+func (m *Model) pairTable() []int64 {
+	if !m.Cfg.SegmentWeights || len(m.W) != 2<<m.Cfg.Bits {
+		return nil
+	}
+	n := 1 << m.Cfg.Bits
+	p := make([]int64, n)
+	for b := range p {
+		p[b] = int64(m.W[b]) + int64(m.W[n+b])<<32
+	}
+	return p
+}
+
+// maxPairFeatures is the most features whose paired sums can be split: the sums of their
+// weights stay within |T| ≤ 65535·32768 < 2³¹.
+const maxPairFeatures = 1<<16 - 1
+
+// prefix35Pair is prefix35 over the paired table (see prefixPair). The positions where a segment
+// may end are the sentence breaks of the word features and the fullwidth '!' and '?'.
+func (m *Model) prefix35Pair(R []rune, cues []cue, pre []int64, cnt []int32, ends []int32) ([]int32, bool) {
+	P := m.pair
+	var acc int64
+	add := func(b uint32) { acc += P[b] }
+	shift := 64 - uint(m.Cfg.Bits)
+	ideoOn := m.Cfg.Ideo
+	var h1, h2, h3, h4, h5 uint64
+	seed := uint64(gramSeed)
+	wh, prev := uint64(wordSeed), uint64(sentStart)
+	var k int32
+	ne := 0
+	ends = ends[:len(R)] // at most one per position
+	pre[0], cnt[0] = 0, 0
+	pre, cnt = pre[1:len(R)+1], cnt[1:len(R)+1]
+	n := len(R)
+	cls := uint8(wcOther)
+	if n > 0 {
+		cls = wordClass(R[0])
+		if r := R[0]; r == 0xFF01 || r == 0xFF1F {
+			cls = wcEnd
+		}
+	}
+	for i := 0; i < n; i++ {
+		g := gramChar(R[i])
+		h5 = h4*gramP + g
+		h4 = h3*gramP + g
+		h3 = h2*gramP + g
+		h2 = h1*gramP + g
+		h1 = seed*gramP + g
+		switch i {
+		case 0, 1:
+		case 2:
+			add(bucketOf(h3, shift))
+			k++
+		case 3:
+			add(bucketOf(h3, shift))
+			add(bucketOf(h4, shift))
+			k += 2
+		default:
+			add(bucketOf(h3, shift))
+			add(bucketOf(h4, shift))
+			add(bucketOf(h5, shift))
+			k += 3
+		}
+		if r := R[i]; ideoOn && r >= 0x3040 && ideo(r) {
+			add(bucketOf(h1^ideoUni, shift))
+			k++
+			if i > 0 && ideo(R[i-1]) {
+				add(bucketOf(h2^ideoBi, shift))
+				k++
+			}
+		}
+		next := uint8(wcOther)
+		if i+1 < n {
+			if c := R[i+1]; c < 128 && c >= 0 {
+				next = asciiClass[c]
+			} else {
+				next = wordClass(c)
+				if c == 0xFF01 || c == 0xFF1F {
+					next = wcEnd
+				}
+			}
+		}
+		switch cls {
+		case wcWord:
+			wh = (wh ^ g) * wordP
+			if next != wcWord {
+				add(bucketOf(wh^wordUni, shift))
+				k++
+				if prev != 0 {
+					add(bucketOf(prev*wordBiP+wh, shift))
+					k++
+				}
+				prev, wh = wh, wordSeed
+			}
+		case wcBreak:
+			prev = sentStart
+			ends[ne] = int32(i)
+			ne++
+		case wcEnd:
+			ends[ne] = int32(i)
+			ne++
+		case wcUnseg:
+			prev = 0
+		}
+		cls = next
+		for len(cues) > 0 && int(cues[0].pos) <= i {
+			for x := cues[0].mask; x != 0; x &= x - 1 {
+				c := trailingZeros(x)
+				add(bucketOf(cueHash(c, false), shift))
+				k++
+				if cues[0].start {
+					add(bucketOf(cueHash(c, true), shift))
+					k++
+				}
+			}
+			cues = cues[1:]
+		}
+		pre[i], cnt[i] = acc, k
+	}
+	if k > maxPairFeatures {
+		return nil, false
+	}
+	return ends[:ne], true
+}
+
 // prefix35 is prefix for the shipped configuration (character 3..5-grams, word unigrams and
 // bigrams), specialised: no per-order branches, and the word class of ASCII runes read from a
 // table in the loop. A test keeps it equal to buckets.
-func (m *Model) prefix35(R []rune, cues []cue, pre []int64, cnt []int32) {
-	W := m.W
+func (m *Model) prefix35(W []int16, R []rune, cues []cue, pre []int64, cnt []int32) {
 	shift := 64 - uint(m.Cfg.Bits)
 	ideoOn := m.Cfg.Ideo
 	var h1, h2, h3, h4, h5 uint64
