@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -47,27 +46,6 @@ func newSideClient(s UpstreamSpec, target *url.URL, rt http.RoundTripper) *sideC
 	}}
 }
 
-// url maps a path as a client sent it to warden onto the upstream, as the
-// proxied path does (strip prefix, join with the upstream URL's path, its
-// query first).
-func (c *sideClient) url(in *url.URL) *url.URL {
-	out := *in
-	if c.spec.StripPrefix != "" {
-		out.Path = "/" + strings.TrimPrefix(in.Path, c.spec.StripPrefix)
-		out.RawPath = ""
-	}
-	out.Path, out.RawPath = joinURLPath(c.target, &out)
-	if c.target.RawQuery != "" {
-		if out.RawQuery == "" {
-			out.RawQuery = c.target.RawQuery
-		} else {
-			out.RawQuery = c.target.RawQuery + "&" + out.RawQuery
-		}
-	}
-	out.Scheme, out.Host, out.Opaque, out.User, out.Fragment, out.RawFragment = c.target.Scheme, c.target.Host, "", nil, "", ""
-	return &out
-}
-
 // Send makes a request of warden's own to route's upstream: method on the
 // upstream URL that the client path in maps to, with header (nothing of
 // the client's is added; the route's upstream credential is) and body. It
@@ -87,7 +65,7 @@ func (p *Proxy) Send(ctx context.Context, route string, in *url.URL, method stri
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.url(in).String(), rd)
+	req, err := http.NewRequestWithContext(ctx, method, upstreamURL(c.spec, c.target, in).String(), rd)
 	if err != nil {
 		return 0, fmt.Errorf("gateway: send to route %q: %w", route, err)
 	}

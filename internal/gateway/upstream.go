@@ -326,21 +326,30 @@ func (u *syncUpstream) forward(ctx context.Context, st *proxyState) error {
 // (with the upstream URL's own query first), as ReverseProxy's
 // ProxyRequest.SetURL does.
 func (u *syncUpstream) requestURI(in *url.URL) string {
+	out := upstreamURL(u.spec, u.target, in)
+	out.Scheme, out.Host = "", ""
+	return out.RequestURI()
+}
+
+// upstreamURL maps the URL a client sent to warden onto the route's
+// upstream target as the proxy forwards it: the route's prefix stripped,
+// the target's path joined before the rest, the target's query first.
+func upstreamURL(spec UpstreamSpec, target, in *url.URL) *url.URL {
 	out := *in
-	if u.spec.StripPrefix != "" {
-		out.Path = "/" + strings.TrimPrefix(in.Path, u.spec.StripPrefix)
+	if spec.StripPrefix != "" {
+		out.Path = "/" + strings.TrimPrefix(in.Path, spec.StripPrefix)
 		out.RawPath = ""
 	}
-	out.Path, out.RawPath = joinURLPath(u.target, &out)
-	if u.target.RawQuery != "" {
+	out.Path, out.RawPath = joinURLPath(target, &out)
+	if target.RawQuery != "" {
 		if out.RawQuery == "" {
-			out.RawQuery = u.target.RawQuery
+			out.RawQuery = target.RawQuery
 		} else {
-			out.RawQuery = u.target.RawQuery + "&" + out.RawQuery
+			out.RawQuery = target.RawQuery + "&" + out.RawQuery
 		}
 	}
-	out.Scheme, out.Host, out.Opaque, out.User, out.Fragment, out.RawFragment = "", "", "", nil, "", ""
-	return out.RequestURI()
+	out.Scheme, out.Host, out.Opaque, out.User, out.Fragment, out.RawFragment = target.Scheme, target.Host, "", nil, "", ""
+	return &out
 }
 
 // writeRequest writes the request head and body. Headers are the client's
