@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -68,6 +69,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "warden serve: %v\n", err)
 		return exitUsage
 	}
+	gc, limit := applyRuntime(cfg.Runtime, os.Getenv)
+	if limit == math.MaxInt64 {
+		limit = 0 // none
+	}
+	logger.Info("go runtime", "gc_percent", gc, "memory_limit_bytes", limit)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, cfg, server.Options{Logger: logger})
@@ -98,6 +104,22 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// applyRuntime sets the garbage collector's target and the soft memory
+// limit from the config, each unless the environment already set it (GOGC,
+// GOMEMLIMIT: the runtime read those at start). It returns the values in
+// effect (limit math.MaxInt64: none).
+func applyRuntime(r config.Runtime, getenv func(string) string) (gcPercent int, memoryLimit int64) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(r.GCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" && r.MemoryLimitBytes > 0 {
+		debug.SetMemoryLimit(r.MemoryLimitBytes)
+	}
+	gcPercent = debug.SetGCPercent(-1) // read it back …
+	debug.SetGCPercent(gcPercent)      // … and restore it
+	return gcPercent, debug.SetMemoryLimit(-1)
 }
 
 // servePprof serves the runtime profiles on a loopback address only:

@@ -142,6 +142,15 @@ func TestParseRules(t *testing.T) {
 	}{
 		{name: "base is valid"},
 
+		// runtime
+		{"gc percent too small", []edit{{"admin:\n", "runtime:\n  gc_percent: 5\nadmin:\n"}},
+			[]want{{"runtime.gc_percent", lAfterListener + 1, "between 10 and 10000"}}},
+		{"gc off and a memory limit ok", []edit{{"admin:\n", "runtime:\n  gc_percent: -1\n  memory_limit_bytes: 1073741824\nadmin:\n"}}, nil},
+		{"memory limit too small", []edit{{"admin:\n", "runtime:\n  memory_limit_bytes: 1000\nadmin:\n"}},
+			[]want{{"runtime.memory_limit_bytes", lAfterListener + 1, "at least 67108864"}}},
+		{"runtime unknown field", []edit{{"admin:\n", "runtime:\n  gogc: 400\nadmin:\n"}},
+			[]want{{"runtime.gogc", lAfterListener + 1, "unknown field"}}},
+
 		// listeners
 		{"no listeners", []edit{{"listeners:\n  - name: public\n    address: \"127.0.0.1:8443\"\n    tls:\n      mode: self_signed\n    read_timeout: 60s\n    max_header_bytes: 65536\n    max_body_bytes: 4194304\n", "listeners: []\n"}},
 			[]want{{"listeners", 1, "at least one listener"}}},

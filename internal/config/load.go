@@ -547,6 +547,7 @@ func (c *Config) applyDefaults() {
 	c.applyResponsesDefaults()
 	c.applyModelsDefaults()
 	c.applyMCPDefaults()
+	c.applyRuntimeDefaults()
 	c.applyPolicyDefaults()
 }
 

@@ -37,6 +37,9 @@ type Config struct {
 	Models Models `yaml:"models"`
 	// MCP configures the MCP gateway of "api: mcp" routes (mcp.go).
 	MCP MCP `yaml:"mcp"`
+	// Runtime tunes the Go runtime: garbage collector target and memory
+	// limit (runtime.go).
+	Runtime Runtime `yaml:"runtime"`
 
 	// Dir is the directory of the config file; relative paths are resolved
 	// against it at load. Not read from YAML.

@@ -234,6 +234,7 @@ func (c *Config) validate(v *validator) {
 	c.validateResponses(v)
 	c.validateModels(v)
 	c.validateMCP(v)
+	c.validateRuntime(v)
 	c.validateIdentity(v)
 }
 
