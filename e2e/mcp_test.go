@@ -799,7 +799,9 @@ func TestMCPLatency(t *testing.T) {
 		}
 		out := make([]time.Duration, 0, n)
 		d0 := me.dials.Load() + ma.dials.Load()
-		defer func() { t.Logf("connections opened to warden during the %d measured calls: %d", n, me.dials.Load()+ma.dials.Load()-d0) }()
+		defer func() {
+			t.Logf("connections opened to warden during the %d measured calls: %d", n, me.dials.Load()+ma.dials.Load()-d0)
+		}()
 		var c0 time.Duration
 		if pid != 0 {
 			c0 = procCPU(t, pid)
