@@ -21,8 +21,29 @@ function classify(s) {
 		return "reverse proxy and upstream HTTP client"
 	if (s ~ /audit\.\(\*Log\)\.Append|audit\.\(\*Stage\)\.record|audit\.encode|audit\.normalize/)
 		return "audit stage: build, encode, queue"
+	# Stages wrap the stages after them (audit → observe → router → identify →
+	# sanctions → body → assess → grants → guards → policy → limits → model
+	# gate → proxy), so a category that matches a stage's Handle frame must
+	# come after the categories of every stage inside it; the behaviour
+	# observer is matched on its own work only (its stage wraps everything).
+	if (s ~ /gateway\.\(\*syncUpstream\)/)
+		return "upstream client (plain http)"
+	if (s ~ /behavior\.\(\*Engine\)|behavior\.Sketch|behavior\.PromptText|behavior\.ObservationOf/)
+		return "behaviour observer"
+	if (s ~ /warden\/internal\/limit/)
+		return "limits: rate, tokens"
+	if (s ~ /warden\/internal\/registry/)
+		return "model gate"
+	if (s ~ /warden\/internal\/(inspect|guard)/)
+		return "guards: injection, DLP, canary"
+	if (s ~ /warden\/internal\/(assess|policy\/grant)/)
+		return "context and grants"
+	if (s ~ /warden\/internal\/mcp/)
+		return "MCP messages"
 	if (s ~ /gateway\.\(\*BodyReader\)/)
 		return "body read and JSON check"
+	if (s ~ /warden\/internal\/respond/)
+		return "sanctions"
 	if (s ~ /identity\./)
 		return "identity: API key"
 	if (s ~ /net\/http\.\(\*conn\)\.serve|gateway\.\(\*Handler\)/)
