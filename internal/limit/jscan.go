@@ -2,9 +2,10 @@ package limit
 
 import (
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/warden-ai/warden/internal/jsonstr"
 )
 
 // jscan is a small strict JSON scanner over a byte slice: it reads the
@@ -104,7 +105,7 @@ func (s *jscan) key(buf *[]byte) []byte {
 	start, end, escaped := s.rawString()
 	var k []byte
 	if escaped {
-		*buf = unescape((*buf)[:0], s.b[start:end])
+		*buf = jsonstr.AppendUnescaped((*buf)[:0], s.b[start:end])
 		k = *buf
 	} else {
 		k = s.b[start:end]
@@ -138,7 +139,7 @@ func (s *jscan) rawString() (start, end int, escaped bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.i += 2
 			case 'u':
-				if hex4(s.b[s.i+2:]) < 0 {
+				if jsonstr.Hex4(s.b[s.i+2:]) < 0 {
 					s.fail()
 					return 0, 0, false
 				}
@@ -164,83 +165,6 @@ func (s *jscan) rawString() (start, end int, escaped bool) {
 	return 0, 0, false
 }
 
-// hex4 reads 4 hex digits, or returns -1.
-func hex4(b []byte) rune {
-	if len(b) < 4 {
-		return -1
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
-}
-
-// unescape appends the contents of a validated string, unescaped as
-// encoding/json does.
-func unescape(dst, b []byte) []byte {
-	for i := 0; i < len(b); {
-		c := b[i]
-		switch {
-		case c == '\\':
-			switch b[i+1] {
-			case 'b':
-				dst = append(dst, '\b')
-			case 'f':
-				dst = append(dst, '\f')
-			case 'n':
-				dst = append(dst, '\n')
-			case 'r':
-				dst = append(dst, '\r')
-			case 't':
-				dst = append(dst, '\t')
-			case 'u':
-				r := hex4(b[i+2:])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
-						if r2 := hex4(b[i+2:]); r2 >= 0 {
-							if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-								dst = utf8.AppendRune(dst, d)
-								i += 6
-								continue
-							}
-						}
-					}
-					r = utf8.RuneError
-				}
-				dst = utf8.AppendRune(dst, r)
-				continue
-			default: // " \ /
-				dst = append(dst, b[i+1])
-			}
-			i += 2
-		case c < utf8.RuneSelf:
-			dst = append(dst, c)
-			i++
-		default:
-			r, n := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && n == 1 {
-				dst = append(dst, "\uFFFD"...)
-			} else {
-				dst = append(dst, b[i:i+n]...)
-			}
-			i += n
-		}
-	}
-	return dst
-}
-
 // appendString appends the unescaped string at s.i to dst.
 func (s *jscan) appendString(dst []byte) []byte {
 	start, end, escaped := s.rawString()
@@ -250,7 +174,7 @@ func (s *jscan) appendString(dst []byte) []byte {
 	if !escaped {
 		return append(dst, s.b[start:end]...)
 	}
-	return unescape(dst, s.b[start:end])
+	return jsonstr.AppendUnescaped(dst, s.b[start:end])
 }
 
 // number validates the number at s.i and returns its text.
@@ -367,7 +291,7 @@ func (s *jscan) str(buf *[]byte) (v []byte, ok bool) {
 	if !escaped {
 		return s.b[start:end], true
 	}
-	*buf = unescape((*buf)[:0], s.b[start:end])
+	*buf = jsonstr.AppendUnescaped((*buf)[:0], s.b[start:end])
 	return *buf, true
 }
 

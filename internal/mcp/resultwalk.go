@@ -3,9 +3,8 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
-	"unicode"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/warden-ai/warden/internal/jsonstr"
 )
 
 // resultHasFindings reports whether the scanner or the injection detector
@@ -19,7 +18,8 @@ import (
 func (g *Gateway) resultHasFindings(result map[string]json.RawMessage) bool {
 	w := stringWalker{fn: func(text []byte, content bool) bool { return len(g.scanText(text, content)) == 0 }}
 	for k, raw := range result {
-		if !w.fn([]byte(k), false) {
+		w.scratch = append(w.scratch[:0], k...) // no allocation per key
+		if !w.fn(w.scratch, false) {
 			return true
 		}
 		w.data, w.pos = raw, 0
@@ -105,7 +105,7 @@ func (w *stringWalker) value(kind int) bool {
 			return true
 		}
 		if escaped {
-			w.scratch = appendUnquoted(w.scratch[:0], body)
+			w.scratch = jsonstr.AppendUnescaped(w.scratch[:0], body)
 			body = w.scratch
 		}
 		return w.fn(body, kind == keyText)
@@ -123,7 +123,7 @@ func (w *stringWalker) value(kind int) bool {
 			}
 			key, escaped := w.str()
 			if escaped {
-				w.scratch = appendUnquoted(w.scratch[:0], key)
+				w.scratch = jsonstr.AppendUnescaped(w.scratch[:0], key)
 				key = w.scratch
 			}
 			k := keyKindOf(key)
@@ -167,79 +167,4 @@ func (w *stringWalker) value(kind int) bool {
 		}
 		return true
 	}
-}
-
-// appendUnquoted appends the decoded form of body, the content of a
-// validated JSON string, as encoding/json decodes it: a \u escape of a lone
-// or mismatched surrogate becomes U+FFFD.
-func appendUnquoted(dst, body []byte) []byte {
-	for i := 0; i < len(body); {
-		j := bytes.IndexByte(body[i:], '\\')
-		if j < 0 {
-			return append(dst, body[i:]...)
-		}
-		dst = append(dst, body[i:i+j]...)
-		i += j + 1 // past the backslash
-		if i >= len(body) {
-			return dst // cannot happen: validated
-		}
-		c := body[i]
-		i++
-		switch c {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hex4(body[i:])
-			if r < 0 {
-				return dst // cannot happen: validated
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				r2 := rune(-1)
-				if len(body)-i >= 6 && body[i] == '\\' && body[i+1] == 'u' {
-					r2 = hex4(body[i+2:])
-				}
-				if d := utf16.DecodeRune(r, r2); d != unicode.ReplacementChar {
-					dst = utf8.AppendRune(dst, d)
-					i += 6
-					continue
-				}
-				r = unicode.ReplacementChar
-			}
-			dst = utf8.AppendRune(dst, r)
-		default: // '"', '\\', '/'
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-// hex4 decodes the four hex digits b starts with, or returns -1.
-func hex4(b []byte) rune {
-	if len(b) < 4 {
-		return -1
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
 }

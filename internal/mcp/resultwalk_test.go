@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-ai/warden/internal/guard"
 	"github.com/warden-ai/warden/internal/guard/dlp"
+	"github.com/warden-ai/warden/internal/jsonstr"
 )
 
 // visit is one text a result walk passes to the guards.
@@ -131,8 +132,8 @@ func TestResultWalk(t *testing.T) {
 		if json.Unmarshal(raw, &want) != nil {
 			continue
 		}
-		if got := appendUnquoted(nil, raw[1:len(raw)-1]); string(got) != want {
-			t.Errorf("appendUnquoted(%s) = %q, want %q", s, got, want)
+		if got := jsonstr.AppendUnescaped(nil, raw[1:len(raw)-1]); string(got) != want {
+			t.Errorf("AppendUnescaped(%s) = %q, want %q", s, got, want)
 		}
 	}
 }
