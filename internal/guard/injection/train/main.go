@@ -524,21 +524,11 @@ func insertionAt(attacked, clean string) (int, int, bool) {
 // insertion returns the text inserted into clean to give attacked, when attacked is clean with
 // one short insertion.
 func insertion(attacked, clean string) (string, bool) {
-	if len(attacked) <= len(clean) {
+	start, end, ok := insertionAt(attacked, clean)
+	if !ok {
 		return "", false
 	}
-	pre := 0
-	for pre < len(clean) && attacked[pre] == clean[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < len(clean)-pre && attacked[len(attacked)-1-suf] == clean[len(clean)-1-suf] {
-		suf++
-	}
-	if pre+suf != len(clean) {
-		return "", false
-	}
-	instr := strings.TrimSpace(attacked[pre : len(attacked)-suf])
+	instr := strings.TrimSpace(attacked[start:end])
 	if len(instr) < 8 || len(instr) > 600 || !utf8.ValidString(instr) {
 		return "", false
 	}
