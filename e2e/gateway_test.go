@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -482,6 +483,39 @@ func TestGatewayWithOpenAISDK(t *testing.T) {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			t.Fatalf("connection still open after %s", time.Since(start))
+		}
+	})
+
+	t.Run("a repeated request is decided from the memo", func(t *testing.T) {
+		hits := func() float64 {
+			res, err := http.Get(e.admin + "/metrics")
+			must(t, err)
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			for line := range strings.Lines(string(b)) {
+				if v, ok := strings.CutPrefix(line, `warden_policy_memo_total{result="hit"} `); ok {
+					f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+					must(t, err)
+					return f
+				}
+			}
+			t.Fatal("metrics lack warden_policy_memo_total")
+			return 0
+		}
+		before := hits()
+		// Three identical requests inside a second (the policy reads the
+		// time to the second): at most one crosses a second, so at least
+		// one of the last two is decided from the memo.
+		start := time.Now()
+		for range 3 {
+			_, err := app.Chat.Completions.New(ctx, params)
+			must(t, err)
+		}
+		if time.Since(start) >= time.Second {
+			t.Skip("the three requests took more than a second")
+		}
+		if after := hits(); after < before+1 {
+			t.Fatalf("memo hits %v -> %v, want at least one more", before, after)
 		}
 	})
 

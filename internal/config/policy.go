@@ -28,6 +28,11 @@ type Policy struct {
 	ReloadInterval Duration `yaml:"reload_interval"`
 	// Grants configures just-in-time grants.
 	Grants Grants `yaml:"grants"`
+	// MemoEntries is how many decisions are remembered by the part of the
+	// input the policy reads, so that a repeated request is not evaluated
+	// again (see docs/policy.md, "Decision memo"). 0 turns the memo off.
+	// Default 4096; at most 1,000,000.
+	MemoEntries *int `yaml:"memo_entries"`
 }
 
 // Defaults and limits of the policy section.
@@ -36,7 +41,17 @@ const (
 	DefaultPolicyReloadInterval = Duration(time.Second)
 	MinPolicyReloadInterval     = Duration(100 * time.Millisecond)
 	MaxPolicyReloadInterval     = Duration(time.Hour)
+	DefaultPolicyMemoEntries    = 4096
+	MaxPolicyMemoEntries        = 1_000_000
 )
+
+// Memo returns the number of decisions to remember.
+func (p *Policy) Memo() int {
+	if p.MemoEntries == nil {
+		return DefaultPolicyMemoEntries
+	}
+	return *p.MemoEntries
+}
 
 // ReloadOn reports whether the policy directory is watched (the default).
 func (p *Policy) ReloadOn() bool { return p.Reload == nil || *p.Reload }
@@ -80,6 +95,9 @@ func (c *Config) validatePolicy(v *validator) {
 	}
 	if d := p.ReloadInterval; d < MinPolicyReloadInterval || d > MaxPolicyReloadInterval {
 		v.add("policy.reload_interval", fmt.Sprintf("%s: must be between %s and %s", d.D(), MinPolicyReloadInterval.D(), MaxPolicyReloadInterval.D()))
+	}
+	if n := p.Memo(); n < 0 || n > MaxPolicyMemoEntries {
+		v.add("policy.memo_entries", fmt.Sprintf("%d: must be between 0 (off) and %d", n, MaxPolicyMemoEntries))
 	}
 	names := make([]string, 0, len(p.Networks))
 	for name := range p.Networks {

@@ -28,6 +28,11 @@ func TestPolicyRules(t *testing.T) {
 			[]want{{"policy.reload_interval", p, "must be between 100ms and 1h0m0s"}}},
 		{"reload_interval too long", policy("  reload_interval: 2h\n"),
 			[]want{{"policy.reload_interval", p, "must be between"}}},
+		{"memo off", policy("  memo_entries: 0\n"), nil},
+		{"memo negative", policy("  memo_entries: -1\n"),
+			[]want{{"policy.memo_entries", p, "must be between 0 (off) and 1000000"}}},
+		{"memo too large", policy("  memo_entries: 1000001\n"),
+			[]want{{"policy.memo_entries", p, "must be between"}}},
 		{"reload not a boolean", policy("  reload: sometimes\n"),
 			[]want{{"policy.reload", p, "must be true or false"}}},
 		{"network name", policy("  networks:\n    Corp Net: [\"10.0.0.0/8\"]\n"),
@@ -60,20 +65,20 @@ func TestPolicyDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := cfg.Policy
-	if p.Timezone != "UTC" || p.ReloadInterval != Duration(time.Second) || !p.ReloadOn() || p.Networks != nil {
+	if p.Timezone != "UTC" || p.ReloadInterval != Duration(time.Second) || !p.ReloadOn() || p.Networks != nil || p.Memo() != 4096 {
 		t.Errorf("defaults = %+v", p)
 	}
 	if loc, err := p.Location(); err != nil || loc.String() != "UTC" {
 		t.Errorf("Location() = %v, %v", loc, err)
 	}
 	doc := applyEdits(t, base, []edit{{"  dir: policies\n",
-		"  dir: policies\n  timezone: America/New_York\n  reload: false\n  networks: {corp: [\"10.0.0.0/8\"]}\n"}})
+		"  dir: policies\n  timezone: America/New_York\n  reload: false\n  networks: {corp: [\"10.0.0.0/8\"]}\n  memo_entries: 0\n"}})
 	if cfg, err = Parse([]byte(doc), "warden.yaml"); err != nil {
 		t.Fatal(err)
 	}
 	p = cfg.Policy
 	if loc, err := p.Location(); err != nil || loc.String() != "America/New_York" || p.ReloadOn() ||
-		!slices.Equal(p.Networks["corp"], []string{"10.0.0.0/8"}) {
+		!slices.Equal(p.Networks["corp"], []string{"10.0.0.0/8"}) || p.Memo() != 0 {
 		t.Errorf("policy = %+v, location %v, %v", p, loc, err)
 	}
 }

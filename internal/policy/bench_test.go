@@ -353,6 +353,7 @@ func BenchmarkStage(b *testing.B) {
 				ex, opts := exchangeFromInput(b, in)
 				s := NewStage(e, nil)
 				s.SetInputOptions(opts)
+				s.SetMemoEntries(0) // every decision evaluated; BenchmarkStageMemo measures the memo
 				for kind, fn := range Enforcers() {
 					s.Enforce(kind, fn)
 				}

@@ -40,6 +40,10 @@ type Stage struct {
 	logger    *slog.Logger
 	enforcers map[string]ObligationFunc // set before serving, read-only after
 	input     InputOptions              // set before serving, read-only after
+	memoMax   int                       // set before serving, read-only after
+	memo      atomic.Pointer[decisionMemo]
+
+	memoHits, memoMisses atomic.Uint64
 }
 
 // ObligationFunc enforces one kind of obligation on an allowed exchange. It
@@ -67,9 +71,63 @@ func NewStage(e *Engine, logger *slog.Logger) *Stage {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Stage{logger: logger}
+	s := &Stage{logger: logger, memoMax: DefaultMemoEntries}
 	s.engine.Store(e)
 	return s
+}
+
+// SetMemoEntries sets how many decisions the stage remembers (see
+// decisionMemo); 0 turns the memo off. The default is DefaultMemoEntries.
+// It must be called before the stage serves.
+func (s *Stage) SetMemoEntries(n int) { s.memoMax = n }
+
+// MemoStats returns how many decisions were taken from the memo and how
+// many were evaluated while it was in use, since the stage was made.
+func (s *Stage) MemoStats() (hits, misses uint64) {
+	return s.memoHits.Load(), s.memoMisses.Load()
+}
+
+// memoFor returns the memo of engine e, making it when e is new.
+func (s *Stage) memoFor(e *Engine) *decisionMemo {
+	m := s.memo.Load()
+	if m != nil && m.engine == e {
+		return m
+	}
+	n := newDecisionMemo(e, s.memoMax)
+	if s.memo.CompareAndSwap(m, n) {
+		return n
+	}
+	if m = s.memo.Load(); m != nil && m.engine == e {
+		return m
+	}
+	return n // another engine's memo won the race: use this one for this exchange only
+}
+
+// decide is e.Decide through the memo.
+func (s *Stage) decide(ctx context.Context, e *Engine, in *Input) (gateway.Decision, error) {
+	m := s.memoFor(e)
+	if m.off || ctx.Err() != nil { // Decide answers an ended context
+		return e.Decide(ctx, *in)
+	}
+	kp := memoKeys.Get().(*[]byte)
+	defer memoKeys.Put(kp)
+	key, ok := memoKey((*kp)[:0], in, &e.fields)
+	if cap(key) <= maxMemoKey {
+		*kp = key[:0]
+	}
+	if !ok || len(key) > maxMemoKey {
+		return e.Decide(ctx, *in)
+	}
+	if d, ok := m.get(key); ok {
+		s.memoHits.Add(1)
+		return d, nil
+	}
+	s.memoMisses.Add(1)
+	d, err := e.Decide(ctx, *in)
+	if err == nil {
+		m.put(key, d)
+	}
+	return d, err
 }
 
 // SetInputOptions sets the time zone and networks the input is built with.
@@ -113,7 +171,7 @@ func (s *Stage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) error)
 	}
 
 	ctx := ex.Request.Context()
-	d, err := e.Decide(ctx, in)
+	d, err := s.decide(ctx, e, &in)
 	ex.Decision = &d
 	if err != nil {
 		d.Allow = false // Decide never allows with an error; make it impossible here too.

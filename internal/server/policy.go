@@ -40,6 +40,8 @@ func (s *Server) loadPolicy(ctx context.Context, cfg *config.Config) (*policyPar
 	}
 	stage := policy.NewStage(engine, s.logger)
 	stage.SetInputOptions(policy.InputOptions{Location: loc, Networks: nets})
+	stage.SetMemoEntries(cfg.Policy.Memo())
+	s.metrics.PolicyMemo(stage.MemoStats)
 	for kind, fn := range policy.Enforcers() {
 		stage.Enforce(kind, fn)
 	}

@@ -91,6 +91,24 @@ func (m *Metrics) ObserveExchange(ex *gateway.Exchange, status int, elapsed time
 	}
 }
 
+// PolicyMemo exports the decision memo's counts (policy.Stage.MemoStats)
+// as warden_policy_memo_total{result="hit"|"miss"}. Call it once.
+func (m *Metrics) PolicyMemo(stats func() (hits, misses uint64)) {
+	for _, result := range []string{"hit", "miss"} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "warden_policy_memo_total",
+			Help:        "Policy decisions by memo result: hit (the decision of an earlier request with the same policy input) or miss (evaluated). Decisions made with the memo off are not counted.",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 {
+			h, mi := stats()
+			if result == "hit" {
+				return float64(h)
+			}
+			return float64(mi)
+		}))
+	}
+}
+
 // PolicyVersion records the version of the policy in force; the previous
 // version's series is removed, so that warden_policy_info has one series.
 func (m *Metrics) PolicyVersion(version string) {
