@@ -22,10 +22,15 @@ wrk.method = "POST"
 wrk.path = "/v1/chat/completions"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = auth
-wrk.body = '{"model":"warden-standin-small","messages":['
-  .. '{"role":"system","content":"You are a concise assistant for the warden load benchmark."},'
-  .. '{"role":"user","content":"In one sentence: why does a zero-trust gateway record every request it forwards to a model, allowed or denied?"}'
-  .. '],"max_tokens":64,"temperature":0,"stream":false}'
+-- The body is bench/chat-body.json, which bench/openload sends too.
+local body_file = os.getenv("WRK_BODY_FILE")
+if body_file == nil or body_file == "" then
+  io.stderr:write("chat.lua: WRK_BODY_FILE is not set\n")
+  os.exit(2)
+end
+local f = assert(io.open(body_file, "rb"))
+wrk.body = f:read("*a")
+f:close()
 
 -- Fixed offered load (run.sh RATE=N): every connection waits WRK_CONNS*1000/
 -- WRK_RATE ms after each response before its next request, so the targets

@@ -28,6 +28,7 @@ BASE_PORT=${BASE_PORT:-18080}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
 BASELINE_GO=${BASELINE_GO:-0} # 1 adds the "go-rp" target: a bare Go httputil.ReverseProxy (bench/goproxy)
 RATE=${RATE:-0}               # >0 adds one run per target at this fixed offered load (req/s), first CONNS entry
+RATE_GEN=${RATE_GEN:-open}    # fixed-load generator: open (bench/openload, Poisson, open loop) or wrk (closed loop, delay())
 PROFILE=${PROFILE:-0}         # 1 adds an unmeasured warden run under `perf record` and a CPU breakdown
 AUDIT_DIR=${AUDIT_DIR:-}    # diagnosis: put warden's audit log here (default: the work dir, on disk)
 WARDEN_ENV=${WARDEN_ENV:-}  # diagnosis: extra environment for warden only, e.g. "GOGC=400"
@@ -60,6 +61,7 @@ seconds() {
 }
 
 [[ $RATE =~ ^[0-9]+$ ]] || die "RATE must be a non-negative integer (requests per second)"
+[[ $RATE_GEN == open || $RATE_GEN == wrk ]] || die "RATE_GEN must be open or wrk"
 for v in THREADS ROUNDS BASE_PORT; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
 done
@@ -171,6 +173,10 @@ WARDEN="$WORK/bin/warden"
 if [[ $BASELINE_GO == 1 ]]; then
 	(cd "$ROOT" && timeout 600 go build -o "$WORK/bin/goproxy" ./bench/goproxy)
 fi
+if ((RATE > 0)) && [[ $RATE_GEN == open ]]; then
+	(cd "$ROOT" && timeout 600 go build -o "$WORK/bin/openload" ./bench/openload)
+fi
+BODY_FILE="$HERE/chat-body.json"
 
 # Secrets for this run only.
 UPSTREAM_KEY="bench-upstream-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
@@ -290,8 +296,8 @@ WARDEN_PID=$!
 PIDS+=("$WARDEN_PID")
 
 # --------------------------------------------------------------- readiness
-BODY=$(sed -n "s/^  *\.\. '\(.*\)'\$/\1/p; s/^wrk.body = '\(.*\)'\$/\1/p" "$LUA" | tr -d '\n')
-[[ $BODY == '{'*'}' ]] || die "could not read the request body from $LUA"
+BODY=$(cat "$BODY_FILE")
+[[ $BODY == '{'*'}' ]] || die "could not read the request body from $BODY_FILE"
 
 # probe sends the benchmark request once and succeeds only on exactly 200.
 probe() {
@@ -386,9 +392,16 @@ run_wrk() {
 	w0=$(children_ticks)
 	m0=$(machine_busy)
 	t0=$(date +%s%N)
-	out=$(WRK_AUTH=${AUTH[$target]} WRK_RATE=${WRK_RATE:-0} WRK_CONNS=$conns timeout $((secs + 60)) "${CLIENT_RUN[@]}" wrk --latency \
-		-t"$THREADS" -c"$conns" -d"${secs}s" --timeout 10s -s "$LUA" "http://127.0.0.1:${PORT[$target]}") ||
-		die "wrk against $target failed: $out"
+	if [[ ${WRK_RATE:-0} -gt 0 && $RATE_GEN == open ]]; then
+		# Open loop: Poisson arrivals at WRK_RATE, latency from each due time.
+		out=$(WRK_AUTH=${AUTH[$target]} timeout $((secs + 60)) "${CLIENT_RUN[@]}" "$WORK/bin/openload" \
+			-url "http://127.0.0.1:${PORT[$target]}/v1/chat/completions" -body "$BODY_FILE" -rate "$WRK_RATE" \
+			-conns "$conns" -duration "${secs}s" 2>&1) || die "openload against $target failed: $out"
+	else
+		out=$(WRK_AUTH=${AUTH[$target]} WRK_BODY_FILE=$BODY_FILE WRK_RATE=${WRK_RATE:-0} WRK_CONNS=$conns timeout $((secs + 60)) "${CLIENT_RUN[@]}" wrk --latency \
+			-t"$THREADS" -c"$conns" -d"${secs}s" --timeout 10s -s "$LUA" "http://127.0.0.1:${PORT[$target]}") ||
+			die "wrk against $target failed: $out"
+	fi
 	t1=$(date +%s%N)
 	m1=$(machine_busy)
 	w1=$(children_ticks)
@@ -549,7 +562,7 @@ CMD="THREADS=$THREADS CONNS=\"$CONNS\" DURATION=$DURATION WARMUP=$WARMUP ROUNDS=
 [[ -n $WARDEN_BIN ]] && CMD+=" WARDEN_BIN=$WARDEN_BIN"
 [[ $BASELINE_GO == 1 ]] && CMD="BASELINE_GO=1 $CMD"
 [[ $PROFILE == 1 ]] && CMD="PROFILE=1 $CMD"
-((RATE > 0)) && CMD="RATE=$RATE $CMD"
+((RATE > 0)) && CMD="RATE=$RATE RATE_GEN=$RATE_GEN $CMD"
 CMD+=" bash bench/run.sh"
 
 {
@@ -629,7 +642,11 @@ CMD+=" bash bench/run.sh"
 	if ((RATE > 0)); then
 		echo "## Fixed offered load: $RATE req/s requested, ${CONNS%% *} connections"
 		echo
-		echo "Each connection waits ${CONNS%% *}000/$RATE ms (whole ms) after every response, so all targets run at about the same rate, below saturation."
+		if [[ $RATE_GEN == open ]]; then
+			echo "Open loop (bench/openload): Poisson arrivals at $RATE req/s over at most ${CONNS%% *} keep-alive connections; each latency counts from the request's due time (or from when the generator sent it, if the generator itself was late), so waiting for a busy connection counts."
+		else
+			echo "Closed loop (wrk delay()): each connection waits ${CONNS%% *}000/$RATE ms (whole ms) after every response. The connections fall into step, so requests arrive in bursts of up to ${CONNS%% *}."
+		fi
 		echo
 		echo "| target | req/s achieved | p50 ms | p90 ms | p99 ms | max ms | proxy CPU µs/req | other CPU % |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
