@@ -521,7 +521,11 @@ func TestMCPServerRequests(t *testing.T) {
 	// Each refusal is a finding on the tools/call record whose stream
 	// carried the server's request.
 	var denied, blocked bool
+	answers := 0 // warden's own answers to the refused server requests
 	for _, rec := range me.auditRecords(t) {
+		if rec["action"] == "mcp.server_request_refused" && rec["method"] == "POST" && rec["code"] == "warden_request" {
+			answers++
+		}
 		if rec["action"] != "mcp.tools.call" {
 			continue
 		}
@@ -541,6 +545,9 @@ func TestMCPServerRequests(t *testing.T) {
 	}
 	if !denied || !blocked {
 		t.Errorf("audit: server request denied %v, blocked %v", denied, blocked)
+	}
+	if answers < 2 {
+		t.Errorf("audit: %d mcp.server_request_refused records of warden's answers, want one per refused request (2)", answers)
 	}
 }
 
@@ -687,6 +694,25 @@ func TestMCPRevokedTokenEndsSession(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 404 || !strings.Contains(string(b), "mcp_session_revoked") {
 		t.Errorf("old session with a new key: %d %s, want 404 mcp_session_revoked", res.StatusCode, b)
+	}
+	// warden's own DELETE is in the audit log, with the agent whose
+	// revoked credential caused it and the server's answer.
+	var endRecs []map[string]any
+	for _, rec := range me.auditRecords(t) {
+		if rec["action"] == "mcp.session_end" {
+			endRecs = append(endRecs, rec)
+		}
+	}
+	if len(endRecs) != 1 {
+		t.Fatalf("%d mcp.session_end audit records, want 1", len(endRecs))
+	}
+	rec := endRecs[0]
+	p, _ := rec["principal"].(map[string]any)
+	res2, _ := rec["resource"].(map[string]any)
+	if rec["method"] != "DELETE" || rec["code"] != "warden_request" || rec["upstream_status"] == nil ||
+		p["id"] != "agent-r" || res2["mcp_session"] == "" || res2["mcp_session"] == cs.ID() ||
+		!strings.Contains(fmt.Sprint(rec["reason"]), "caused by request") {
+		t.Errorf("mcp.session_end record: %v", rec)
 	}
 }
 

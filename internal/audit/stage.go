@@ -177,13 +177,10 @@ func (s *Stage) record(ex *gateway.Exchange, body *bodyHash) *Record {
 		}
 		if rt != nil {
 			r.Resource.Route, r.Resource.Segment, r.Resource.API = rt.Name, rt.Segment, rt.API
-			r.Upstream = safeURL(rt.Upstream)
+			r.Upstream = SafeURL(rt.Upstream)
 		}
 	}
-	if p := ex.Principal; p != nil {
-		r.Principal = &Principal{Kind: p.Kind, ID: p.ID, OnBehalfOf: p.OnBehalfOf,
-			AuthMethod: p.AuthMethod, CredentialID: p.CredentialID, Issuer: p.Issuer, MFA: p.MFA, Workload: p.Workload}
-	}
+	r.Principal = PrincipalOf(ex.Principal)
 	if d := ex.Decision; d != nil {
 		r.Decision = &Decision{Allow: d.Allow, Reasons: d.Reasons, Obligations: d.Obligations,
 			PolicyVersion: d.PolicyVersion}
@@ -296,9 +293,18 @@ func (w *hashWriter) Unwrap() http.ResponseWriter { return w.b.orig }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// safeURL drops userinfo, query and fragment from an upstream URL. Routes
+// PrincipalOf is the audited form of p: identifiers only; nil for nil.
+func PrincipalOf(p *gateway.Principal) *Principal {
+	if p == nil {
+		return nil
+	}
+	return &Principal{Kind: p.Kind, ID: p.ID, OnBehalfOf: p.OnBehalfOf,
+		AuthMethod: p.AuthMethod, CredentialID: p.CredentialID, Issuer: p.Issuer, MFA: p.MFA, Workload: p.Workload}
+}
+
+// SafeURL drops userinfo, query and fragment from an upstream URL. Routes
 // are validated to carry none; this is a second line of defence.
-func safeURL(s string) string {
+func SafeURL(s string) string {
 	if !strings.ContainsAny(s, "@?#") {
 		return s
 	}

@@ -68,6 +68,9 @@ type Gateway struct {
 	// ending at the server a session warden ended, answering a server
 	// request warden refused. nil: warden never sends any.
 	Upstream Upstream
+	// Audit records each of warden's own requests, sent or not (nil: they
+	// are logged only).
+	Audit func(OwnRequest) error
 
 	ownOnce sync.Once
 	own     chan struct{} // bounds warden's own requests in flight

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -440,11 +441,13 @@ func TestSessionEndedUpstream(t *testing.T) {
 	runOwn = func(f func()) { f() }
 	t.Cleanup(func() { runOwn = func(f func()) { go f() } })
 	var deleted []string
+	var audited []OwnRequest
 	g := &Gateway{Sessions: NewSessions(0, 0),
 		Upstream: func(_ context.Context, route string, path *url.URL, method string, h http.Header, body []byte) (int, error) {
 			deleted = append(deleted, method+" "+route+" "+path.Path+" "+h.Get(SessionHeader)+" "+string(body))
 			return http.StatusNoContent, nil
-		}}
+		},
+		Audit: func(r OwnRequest) error { audited = append(audited, r); return nil }}
 	owner := &gateway.Principal{Kind: "agent", ID: "a"}
 	revoked := false
 	if err := g.Sessions.Bind("r", "sess-1", owner, func(time.Time) error {
@@ -476,7 +479,70 @@ func TestSessionEndedUpstream(t *testing.T) {
 	if want := []string{"DELETE r /mcp/ sess-1 "}; !slices.Equal(deleted, want) {
 		t.Fatalf("sent %q, want %q", deleted, want)
 	}
+	if len(audited) != 1 {
+		t.Fatalf("audited %d of warden's own requests, want 1", len(audited))
+	}
+	if a := audited[0]; a.What != "session_end" || a.CausedBy != "req" || a.ID == "" || a.ID == "req" ||
+		a.Principal != owner || a.Method != http.MethodDelete || a.Path != "/mcp/" || a.Route != "r" ||
+		a.Session != SessionDigest("sess-1") || !a.Sent || a.Status != http.StatusNoContent || a.Error != "" {
+		t.Fatalf("audited %+v", a)
+	}
 	if err := call(owner); err == nil || !strings.Contains(err.Error(), CodeSessionRevoked) || len(deleted) != 1 {
 		t.Fatalf("after the end: %v, sent %v (want revoked, nothing more sent)", err, deleted)
+	}
+}
+
+// TestOwnRequestAudited: each of warden's own requests reaches Audit with
+// its outcome: answered, failed, or not sent because too many were in
+// flight; a failing Audit is logged and changes nothing else.
+func TestOwnRequestAudited(t *testing.T) {
+	runOwn = func(f func()) { f() }
+	t.Cleanup(func() { runOwn = func(f func()) { go f() } })
+	tests := []struct {
+		name      string
+		upstream  func() (int, error)
+		full      bool // every slot for own requests taken
+		auditErr  error
+		wantSent  bool
+		wantError string
+		wantLog   string
+	}{
+		{name: "answered", upstream: func() (int, error) { return http.StatusAccepted, nil }, wantSent: true},
+		{name: "failed", upstream: func() (int, error) { return 0, errors.New("connection refused") }, wantSent: true,
+			wantError: "connection refused"},
+		{name: "not sent", upstream: func() (int, error) { return http.StatusAccepted, nil }, full: true,
+			wantError: "not sent: 32 of warden's own requests already in flight"},
+		{name: "audit fails", upstream: func() (int, error) { return http.StatusAccepted, nil }, auditErr: errors.New("disk full"),
+			wantSent: true, wantLog: "cannot record warden's own request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			var audited []OwnRequest
+			g := &Gateway{Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Upstream: func(context.Context, string, *url.URL, string, http.Header, []byte) (int, error) {
+					return tc.upstream()
+				},
+				Audit: func(r OwnRequest) error { audited = append(audited, r); return tc.auditErr }}
+			if tc.full {
+				g.ownOnce.Do(func() { g.own = make(chan struct{}, maxOwnRequests) })
+				for range maxOwnRequests {
+					g.own <- struct{}{}
+				}
+			}
+			req, _ := http.NewRequest(http.MethodPost, "http://x/mcp/", nil)
+			ex := &gateway.Exchange{ID: "req-1", Request: req, Route: &gateway.Route{Name: "r", Upstream: "http://srv", API: gateway.APIMCP}}
+			g.endUpstream(ex, "sess-1")
+			if len(audited) != 1 {
+				t.Fatalf("audited %d, want 1", len(audited))
+			}
+			a := audited[0]
+			if a.Sent != tc.wantSent || a.Error != tc.wantError || a.CausedBy != "req-1" || a.Upstream != "http://srv" {
+				t.Fatalf("audited %+v", a)
+			}
+			if tc.wantLog != "" && !strings.Contains(logs.String(), tc.wantLog) {
+				t.Fatalf("log lacks %q: %s", tc.wantLog, logs.String())
+			}
+		})
 	}
 }

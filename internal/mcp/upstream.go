@@ -3,6 +3,8 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -27,7 +29,8 @@ import (
 // They run in the background, at most maxOwnRequests at once (more are
 // logged and skipped: the server then times out on its own), each bounded
 // by ownRequestTimeout, and are logged with the request id of the exchange
-// that caused them.
+// that caused them. Each is also handed to Gateway.Audit (OwnRequest), sent
+// or not, so that the audit log holds what warden did on its own.
 
 // Upstream sends a request of warden's own to a route's MCP server, at the
 // URL the client path maps to, with the route's credential
@@ -45,6 +48,26 @@ const (
 	protocolHeader = "Mcp-Protocol-Version"
 )
 
+// OwnRequest is one of warden's own requests to an MCP server, as the audit
+// log records it: what caused it and what came of it, never the session id
+// itself or the credential.
+type OwnRequest struct {
+	ID        string             // request id of this request (sent as X-Request-Id)
+	CausedBy  string             // request id of the exchange that caused it
+	What      string             // "session_end" or "server_request_refused"
+	Principal *gateway.Principal // the principal of the causing exchange
+	Route     string
+	Upstream  string // the route's upstream base URL
+	Method    string
+	Path      string // the escaped path, never the query
+	Session   string // SessionDigest of the session id
+	Start     time.Time
+	Duration  time.Duration
+	Status    int    // the server's status; 0 if none
+	Error     string // why it failed, or was not sent; "" if answered
+	Sent      bool
+}
+
 // runOwn runs one of warden's own requests; tests replace it to run them
 // in line.
 var runOwn = func(f func()) { go f() }
@@ -56,14 +79,18 @@ func (g *Gateway) sendOwn(ex *gateway.Exchange, what, sid, method string, body [
 		return
 	}
 	g.ownOnce.Do(func() { g.own = make(chan struct{}, maxOwnRequests) })
-	log := g.logger().With("request_id", ex.ID, "server", ex.Route.Name, "what", what)
+	rec := OwnRequest{ID: gateway.NewRequestID(), CausedBy: ex.ID, What: what, Principal: ex.Principal,
+		Route: ex.Route.Name, Upstream: ex.Route.Upstream, Method: method, Path: ex.Request.URL.EscapedPath(), Session: SessionDigest(sid), Start: time.Now()}
+	log := g.logger().With("request_id", rec.ID, "caused_by", ex.ID, "server", ex.Route.Name, "what", what)
 	select {
 	case g.own <- struct{}{}:
 	default:
 		log.Warn("mcp: too many of warden's own requests to MCP servers in flight; not sent")
+		rec.Error = fmt.Sprintf("not sent: %d of warden's own requests already in flight", maxOwnRequests)
+		g.audit(log, rec)
 		return
 	}
-	h := http.Header{SessionHeader: {sid}, gateway.RequestIDHeader: {ex.ID}}
+	h := http.Header{SessionHeader: {sid}, gateway.RequestIDHeader: {rec.ID}}
 	if v := ex.Request.Header.Get(protocolHeader); v != "" {
 		h.Set(protocolHeader, v)
 	}
@@ -71,21 +98,36 @@ func (g *Gateway) sendOwn(ex *gateway.Exchange, what, sid, method string, body [
 		h.Set("Content-Type", "application/json")
 		h.Set("Accept", "application/json, text/event-stream")
 	}
-	route, path := ex.Route.Name, *ex.Request.URL
+	path := *ex.Request.URL
 	runOwn(func() {
 		defer func() { <-g.own }()
 		ctx, cancel := context.WithTimeout(context.Background(), ownRequestTimeout)
 		defer cancel()
-		status, err := g.Upstream(ctx, route, &path, method, h, body)
+		status, err := g.Upstream(ctx, rec.Route, &path, method, h, body)
+		rec.Sent, rec.Status, rec.Duration = true, status, time.Since(rec.Start)
 		switch {
 		case err != nil:
-			log.Warn("mcp: warden's own request to the MCP server failed", "method", method, "error", err.Error())
+			rec.Error = err.Error()
+			log.Warn("mcp: warden's own request to the MCP server failed", "method", method, "error", rec.Error)
 		case status >= 300:
 			log.Info("mcp: the MCP server refused warden's own request", "method", method, "status", status)
 		default:
 			log.Info("mcp: warden's own request to the MCP server", "method", method, "status", status)
 		}
+		g.audit(log, rec)
 	})
+}
+
+// audit hands rec to Gateway.Audit. The client's outcome was decided
+// before the request was made, so a failure to record it can only be
+// logged: there is nothing left to fail closed.
+func (g *Gateway) audit(log *slog.Logger, rec OwnRequest) {
+	if g.Audit == nil {
+		return
+	}
+	if err := g.Audit(rec); err != nil {
+		log.Error("mcp: cannot record warden's own request in the audit log", "error", err.Error())
+	}
 }
 
 // endUpstream ends session sid at the server: warden ended it.

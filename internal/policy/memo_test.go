@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -417,5 +418,28 @@ func BenchmarkStageMemo(b *testing.B) {
 	}
 	if h, _ := s.MemoStats(); h == 0 {
 		b.Fatal("no memo hits")
+	}
+}
+
+func TestStageDecide(t *testing.T) {
+	ctx := t.Context()
+	s := NewStage(mustLoad(t, "testdata/basic"), nil)
+	in := baseInput()
+	for range 2 { // the second from the memo
+		d, err := s.Decide(ctx, in)
+		if err != nil || !d.Allow || !slices.Equal(d.Reasons, []string{"chat completions are open"}) {
+			t.Fatalf("Decide = %+v, %v", d, err)
+		}
+	}
+	if h, _ := s.MemoStats(); h != 1 {
+		t.Fatalf("memo hits %d, want 1", h)
+	}
+	in.Resource.Model = "bad"
+	if d, err := s.Decide(ctx, in); err != nil || d.Allow {
+		t.Fatalf("bad model: %+v, %v", d, err)
+	}
+	s.Swap(nil)
+	if d, err := s.Decide(ctx, in); !errors.Is(err, ErrUnavailable) || d.Allow {
+		t.Fatalf("no engine: %+v, %v", d, err)
 	}
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -101,6 +102,18 @@ func (s *Stage) memoFor(e *Engine) *decisionMemo {
 		return m
 	}
 	return n // another engine's memo won the race: use this one for this exchange only
+}
+
+// Decide decides in with the engine in force, through the memo: the
+// decision Handle would make for an exchange with this input, without the
+// obligations' enforcement. The MCP gateway asks it about each tool,
+// prompt and resource a list would show.
+func (s *Stage) Decide(ctx context.Context, in Input) (gateway.Decision, error) {
+	e := s.engine.Load()
+	if e == nil {
+		return gateway.Decision{Reasons: []string{ReasonUnavailable}}, fmt.Errorf("policy: decide: %w: no engine loaded", ErrUnavailable)
+	}
+	return s.decide(ctx, e, &in)
 }
 
 // decide is e.Decide through the memo.

@@ -2,11 +2,13 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/warden-ai/warden/internal/audit"
 	"github.com/warden-ai/warden/internal/config"
 	"github.com/warden-ai/warden/internal/gateway"
 	"github.com/warden-ai/warden/internal/inspect"
@@ -33,6 +35,9 @@ func (s *Server) buildMCP(cfg *config.Config, guards *inspect.Guards, authorize 
 		// warden's own requests: ending a session it ended, answering a
 		// server request it refused (internal/mcp/upstream.go)
 		Upstream: proxy.Send,
+		Audit: func(r mcp.OwnRequest) error {
+			return s.audit.Append(context.Background(), ownRequestRecord(r))
+		},
 	}
 	if mc.Pins.Mode != mcp.PinOff {
 		pins, err := mcp.OpenPinStore(mc.Pins.Path, mc.Pins.Mode)
@@ -68,15 +73,58 @@ func (s *Server) buildMCP(cfg *config.Config, guards *inspect.Guards, authorize 
 	return g, nil
 }
 
+// Actions of warden's own requests to MCP servers in the audit log.
+const (
+	actionMCPSessionEnd    = "mcp.session_end"
+	actionMCPRefuseRequest = "mcp.server_request_refused"
+	codeOwnRequest         = "warden_request"
+	codeOwnRequestNotSent  = "warden_request_not_sent"
+	codeOwnRequestFailed   = "warden_request_failed"
+)
+
+// ownRequestRecord is the audit record of one of warden's own requests to
+// an MCP server. No client is waiting for it: Status is 0, the server's
+// answer is UpstreamStatus, Principal is the principal whose exchange
+// caused it, and Reason names that exchange's request id and the outcome.
+func ownRequestRecord(r mcp.OwnRequest) *audit.Record {
+	action := "mcp." + r.What
+	switch r.What {
+	case "session_end":
+		action = actionMCPSessionEnd
+	case "server_request_refused":
+		action = actionMCPRefuseRequest
+	}
+	rec := &audit.Record{
+		Time:           r.Start,
+		RequestID:      r.ID,
+		Principal:      audit.PrincipalOf(r.Principal),
+		Method:         r.Method,
+		Path:           r.Path,
+		Action:         action,
+		Resource:       &audit.Resource{Route: r.Route, API: gateway.APIMCP, MCPSession: r.Session},
+		Code:           codeOwnRequest,
+		Upstream:       audit.SafeURL(r.Upstream),
+		UpstreamStatus: r.Status,
+		LatencyMS:      float64(r.Duration.Microseconds()) / 1000,
+	}
+	switch {
+	case !r.Sent:
+		rec.Code = codeOwnRequestNotSent
+		rec.Reason = fmt.Sprintf("warden's own request, caused by request %s, %s", r.CausedBy, r.Error)
+	case r.Error != "":
+		rec.Code = codeOwnRequestFailed
+		rec.Reason = fmt.Sprintf("warden's own request, caused by request %s, failed: %s", r.CausedBy, r.Error)
+	default:
+		rec.Reason = fmt.Sprintf("warden's own request, caused by request %s; the server answered %d", r.CausedBy, r.Status)
+	}
+	return rec
+}
+
 // mcpAuthorizer asks the policy in force whether the exchange's principal
 // may perform action on a named tool, prompt or resource (with no
 // arguments): what a list shows is what the caller may use.
 func mcpAuthorizer(stage *policy.Stage, opts policy.InputOptions) mcp.Authorizer {
 	return func(ex *gateway.Exchange, action, name string) (bool, error) {
-		e := stage.Engine()
-		if e == nil {
-			return false, errors.New("mcp: no policy engine loaded")
-		}
 		cp := *ex
 		cp.Action, cp.Tool = action, name
 		cp.MCP = &gateway.MCPMessage{Name: name}
@@ -87,7 +135,7 @@ func mcpAuthorizer(stage *policy.Stage, opts policy.InputOptions) mcp.Authorizer
 		if err != nil {
 			return false, err
 		}
-		d, err := e.Decide(ex.Request.Context(), in)
+		d, err := stage.Decide(ex.Request.Context(), in) // through the decision memo
 		if err != nil {
 			return false, err
 		}
