@@ -910,3 +910,54 @@ func loadAvg() string {
 	f := strings.Fields(string(b))
 	return strings.Join(f[:3], " ")
 }
+
+// TestMCPRevokedSessionSwept: a session whose client never comes back after
+// its credential is revoked (no stream open, no further message) is ended
+// at the MCP server by warden's session sweep, and audited.
+func TestMCPRevokedSessionSwept(t *testing.T) {
+	me := startMCP(t, "tofu")
+	key, id := me.agentKey("agent-s", "tools:mcp,tool:echo")
+	cs := me.connectOpts(key, true) // no server stream
+	_ = toolNames(t, cs)            // pins the tools (tofu)
+	if _, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "a"}}); err != nil {
+		t.Fatalf("call before revocation: %v", err)
+	}
+	known := func() int { // the session, asked of the MCP server directly
+		req, _ := http.NewRequest(http.MethodPost, me.upstreamURL, strings.NewReader(`{"jsonrpc":"2.0","id":8,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", cs.ID())
+		req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+		res, err := http.DefaultClient.Do(req)
+		must(t, err)
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := known(); code != http.StatusOK {
+		t.Fatalf("the live session at the MCP server: %d, want 200", code)
+	}
+	if _, errOut, code := runCLI(t, "keys", "revoke", "--store", me.keysPath, id); code != 0 {
+		t.Fatalf("keys revoke: %d %s", code, errOut)
+	}
+	revokedAt := time.Now()
+	for known() != http.StatusNotFound {
+		if time.Since(revokedAt) > 10*time.Second {
+			t.Fatal("the revoked session is still open at the MCP server after 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the sweep ended the session at the server %s after the revocation", time.Since(revokedAt).Round(100*time.Millisecond))
+	var swept int
+	for _, rec := range me.auditRecords(t) {
+		if rec["action"] == "mcp.session_end" && strings.Contains(fmt.Sprint(rec["reason"]), "session sweep") {
+			swept++
+			if p, _ := rec["principal"].(map[string]any); p["id"] != "agent-s" || rec["method"] != "DELETE" {
+				t.Errorf("sweep record: %v", rec)
+			}
+		}
+	}
+	if swept != 1 {
+		t.Fatalf("%d mcp.session_end records from the sweep, want 1", swept)
+	}
+}

@@ -222,6 +222,7 @@ func (s messageStage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) 
 			}
 			return sessionError(err)
 		}
+		g.Sessions.notedProtocol(ex.Route.Name, sid, r.Header.Get(protocolHeader))
 	}
 	if ex.Action == ActionToolsCall && g.Pins != nil && !g.Pins.Callable(ex.Route.Name, ex.Tool) {
 		return mcpErr(http.StatusForbidden, CodeToolNotApproved,
@@ -284,7 +285,8 @@ func (g *Gateway) InspectResponse(ex *gateway.Exchange, res *http.Response) (fun
 			if !ValidSessionID(sid) {
 				return nil, mcpErr(http.StatusBadGateway, CodeBadUpstream, nil, "the MCP server returned an invalid session id")
 			}
-			if err := g.Sessions.Bind(ex.Route.Name, sid, ex.Principal, ex.Revalidate); err != nil {
+			u := *ex.Request.URL
+			if err := g.Sessions.bind(ex.Route, &u, sid, ex.Principal, ex.Revalidate); err != nil {
 				status := http.StatusBadGateway
 				if errors.Is(err, ErrSessionsFull) {
 					status = http.StatusServiceUnavailable

@@ -546,3 +546,87 @@ func TestOwnRequestAudited(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionSweep: the sweep ends the sessions whose opening credential
+// failed, here and at the server, without waiting for their client; valid
+// sessions stay, idle ones are forgotten, and an ended session is not
+// ended twice.
+func TestSessionSweep(t *testing.T) {
+	runOwn = func(f func()) { f() }
+	t.Cleanup(func() { runOwn = func(f func()) { go f() } })
+	var sent []string
+	var audited []OwnRequest
+	first := make(chan struct{}, 1)
+	g := &Gateway{Sessions: NewSessions(0, time.Minute),
+		Upstream: func(_ context.Context, route string, path *url.URL, method string, h http.Header, body []byte) (int, error) {
+			sent = append(sent, method+" "+route+" "+path.Path+" "+h.Get(SessionHeader)+" "+h.Get(protocolHeader))
+			return http.StatusNoContent, nil
+		},
+		Audit: func(r OwnRequest) error {
+			audited = append(audited, r)
+			select {
+			case first <- struct{}{}:
+			default:
+			}
+			return nil
+		}}
+	now := time.Unix(1000, 0)
+	g.Sessions.now = func() time.Time { return now }
+	rt := &gateway.Route{Name: "tools", Upstream: "http://srv", API: gateway.APIMCP}
+	agent := &gateway.Principal{Kind: "agent", ID: "a"}
+	revoked := map[string]bool{}
+	bind := func(id string) {
+		t.Helper()
+		u, _ := url.Parse("http://gw/mcp/")
+		if err := g.Sessions.bind(rt, u, id, agent, func(time.Time) error {
+			if revoked[id] {
+				return errors.New("revoked")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bind("keep")
+	bind("revoke")
+	bind("idle")
+	g.Sessions.notedProtocol("tools", "revoke", "2025-06-18")
+	now = now.Add(30 * time.Second)
+	if err := g.Sessions.Check("tools", "keep", agent); err != nil { // keep and revoke stay fresh
+		t.Fatal(err)
+	}
+	if err := g.Sessions.Check("tools", "revoke", agent); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(45 * time.Second) // idle: 75 s without a message
+	revoked["revoke"] = true
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { g.SweepSessions(ctx, time.Millisecond); close(done) }()
+	select {
+	case <-first:
+		time.Sleep(20 * time.Millisecond) // more sweeps: none may end it again
+	case <-time.After(5 * time.Second):
+	}
+	cancel()
+	<-done
+	if len(audited) == 0 {
+		t.Fatal("the sweep ended nothing")
+	}
+	if want := []string{"DELETE tools /mcp/ revoke 2025-06-18"}; !slices.Equal(sent, want) {
+		t.Fatalf("sent %q, want %q (once)", sent, want)
+	}
+	if a := audited[0]; a.CausedBy != "" || a.What != "session_end" || a.Principal != agent || a.Session != SessionDigest("revoke") {
+		t.Fatalf("audited %+v", a)
+	}
+	if err := g.Sessions.Check("tools", "revoke", agent); !errors.Is(err, ErrSessionRevoked) || errors.Is(err, errSessionEndedNow) {
+		t.Fatalf("swept session: %v, want revoked (not ended again)", err)
+	}
+	if err := g.Sessions.Check("tools", "keep", agent); err != nil {
+		t.Fatalf("valid session: %v", err)
+	}
+	if err := g.Sessions.Check("tools", "idle", agent); !errors.Is(err, ErrSessionUnknown) {
+		t.Fatalf("idle session: %v, want unknown", err)
+	}
+}

@@ -3,6 +3,7 @@ package mcp
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -31,8 +32,11 @@ var (
 	errSessionEndedNow = fmt.Errorf("%w (just now)", ErrSessionRevoked)
 )
 
-// Sessions binds MCP session ids to the principal that opened them. Only
-// digests of the ids are kept. It is safe for concurrent use.
+// Sessions binds MCP session ids to the principal that opened them. The
+// table is keyed by digests of the ids; the id itself is held in memory
+// only, so that a session whose opening credential fails can be ended at
+// the server without waiting for its client (Sweep). It is safe for
+// concurrent use.
 type Sessions struct {
 	mu   sync.Mutex
 	m    map[string]*session // routeKey → session
@@ -45,6 +49,13 @@ type session struct {
 	owner      string                // principalKey of the opener
 	revalidate func(time.Time) error // the opener's credential check; nil: cannot change
 	last       time.Time
+	// What ending the session at the server takes, kept from the
+	// initialize that opened it (and the latest protocol version used).
+	id        string
+	principal *gateway.Principal
+	route     *gateway.Route
+	path      *url.URL // the URL the client opened the session at
+	protocol  string
 	// revoked: the opener's credential failed and the session ended. It is
 	// kept (until idle) so that its id is answered as revoked, not unknown.
 	revoked bool
@@ -97,7 +108,15 @@ func ValidSessionID(id string) bool {
 // already bound to another principal fails (a server reusing ids must not
 // hand one principal's session to another).
 func (s *Sessions) Bind(route, id string, p *gateway.Principal, revalidate func(time.Time) error) error {
+	return s.bind(&gateway.Route{Name: route}, nil, id, p, revalidate)
+}
+
+// bind is Bind with what ending the session at the server takes: the
+// route and the URL the client used (nil: the session is never ended at
+// the server by Sweep).
+func (s *Sessions) bind(rt *gateway.Route, path *url.URL, id string, p *gateway.Principal, revalidate func(time.Time) error) error {
 	now := s.now()
+	route := rt.Name
 	k := routeKey(route, id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,8 +133,79 @@ func (s *Sessions) Bind(route, id string, p *gateway.Principal, revalidate func(
 			return ErrSessionsFull
 		}
 	}
-	s.m[k] = &session{owner: principalKey(p), revalidate: revalidate, last: now}
+	s.m[k] = &session{owner: principalKey(p), revalidate: revalidate, last: now,
+		id: id, principal: p, route: rt, path: path}
 	return nil
+}
+
+// notedProtocol records the protocol version a client used in session id,
+// for warden's own requests in that session.
+func (s *Sessions) notedProtocol(route, id, version string) {
+	if version == "" {
+		return
+	}
+	s.mu.Lock()
+	if cur, ok := s.m[routeKey(route, id)]; ok && cur.protocol != version && len(version) <= 64 {
+		cur.protocol = version
+	}
+	s.mu.Unlock()
+}
+
+// end marks the session ended: it stays, until idle, to be answered as
+// revoked, and forgets its id and credential check.
+func (cur *session) end() {
+	cur.revoked, cur.revalidate = true, nil
+	cur.id, cur.principal, cur.path = "", nil, nil
+}
+
+// sweptSession is a session Sweep ended: what ending it at the server takes.
+type sweptSession struct {
+	id, protocol string
+	path         url.URL
+	principal    *gateway.Principal
+	route        *gateway.Route
+}
+
+// Sweep checks the opening credential of every live session and ends
+// those whose credential failed, as Check would on their next message;
+// it forgets sessions idle for too long. It returns the sessions it ended,
+// for warden to end at the server: a client whose credential was revoked
+// may never come back, and the server would keep the session until its
+// own idle timeout. Credentials are checked outside the table's lock.
+func (s *Sessions) Sweep() []sweptSession {
+	now := s.now()
+	type live struct {
+		k   string
+		cur *session
+		fn  func(time.Time) error
+	}
+	var check []live
+	s.mu.Lock()
+	for k, cur := range s.m {
+		switch {
+		case now.Sub(cur.last) > s.idle:
+			delete(s.m, k)
+		case !cur.revoked && cur.revalidate != nil:
+			check = append(check, live{k, cur, cur.revalidate})
+		}
+	}
+	s.mu.Unlock()
+	var ended []sweptSession
+	for _, c := range check {
+		if c.fn(now) == nil {
+			continue
+		}
+		s.mu.Lock()
+		if cur, ok := s.m[c.k]; ok && cur == c.cur && !cur.revoked {
+			if cur.route != nil && cur.path != nil {
+				ended = append(ended, sweptSession{id: cur.id, path: *cur.path, protocol: cur.protocol,
+					principal: cur.principal, route: cur.route})
+			}
+			cur.end()
+		}
+		s.mu.Unlock()
+	}
+	return ended
 }
 
 // Check verifies that p may use session id on route: it exists, p opened
@@ -152,7 +242,7 @@ func (s *Sessions) Check(route, id string, p *gateway.Principal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur, ok := s.m[k]; ok && !cur.revoked && cur.owner == principalKey(p) {
-		cur.revoked, cur.revalidate = true, nil
+		cur.end()
 		return errSessionEndedNow
 	}
 	return ErrSessionRevoked // another Check ended it meanwhile

@@ -53,7 +53,7 @@ const (
 // itself or the credential.
 type OwnRequest struct {
 	ID        string             // request id of this request (sent as X-Request-Id)
-	CausedBy  string             // request id of the exchange that caused it
+	CausedBy  string             // request id of the exchange that caused it; "" for the session sweep
 	What      string             // "session_end" or "server_request_refused"
 	Principal *gateway.Principal // the principal of the causing exchange
 	Route     string
@@ -72,16 +72,40 @@ type OwnRequest struct {
 // in line.
 var runOwn = func(f func()) { go f() }
 
+// ownTarget is where one of warden's own requests goes, and why.
+type ownTarget struct {
+	causedBy  string // request id of the causing exchange; "" for the session sweep
+	principal *gateway.Principal
+	route     *gateway.Route
+	path      url.URL // the client's URL, mapped to the server's by Upstream
+	protocol  string  // Mcp-Protocol-Version the client used, if any
+}
+
+// targetOf is the target of an own request caused by exchange ex.
+func targetOf(ex *gateway.Exchange) ownTarget {
+	return ownTarget{causedBy: ex.ID, principal: ex.Principal, route: ex.Route, path: *ex.Request.URL,
+		protocol: ex.Request.Header.Get(protocolHeader)}
+}
+
 // sendOwn sends method with body to the MCP server of ex's route, in the
 // session sid, in the background.
 func (g *Gateway) sendOwn(ex *gateway.Exchange, what, sid, method string, body []byte) {
-	if g.Upstream == nil || ex.Route == nil || ex.Request == nil || sid == "" {
+	if ex.Route == nil || ex.Request == nil || ex.Request.URL == nil {
+		return
+	}
+	g.sendOwnTo(targetOf(ex), what, sid, method, body)
+}
+
+// sendOwnTo sends method with body to the MCP server of t's route, in the
+// session sid, in the background.
+func (g *Gateway) sendOwnTo(t ownTarget, what, sid, method string, body []byte) {
+	if g.Upstream == nil || t.route == nil || sid == "" {
 		return
 	}
 	g.ownOnce.Do(func() { g.own = make(chan struct{}, maxOwnRequests) })
-	rec := OwnRequest{ID: gateway.NewRequestID(), CausedBy: ex.ID, What: what, Principal: ex.Principal,
-		Route: ex.Route.Name, Upstream: ex.Route.Upstream, Method: method, Path: ex.Request.URL.EscapedPath(), Session: SessionDigest(sid), Start: time.Now()}
-	log := g.logger().With("request_id", rec.ID, "caused_by", ex.ID, "server", ex.Route.Name, "what", what)
+	rec := OwnRequest{ID: gateway.NewRequestID(), CausedBy: t.causedBy, What: what, Principal: t.principal,
+		Route: t.route.Name, Upstream: t.route.Upstream, Method: method, Path: t.path.EscapedPath(), Session: SessionDigest(sid), Start: time.Now()}
+	log := g.logger().With("request_id", rec.ID, "caused_by", t.causedBy, "server", t.route.Name, "what", what)
 	select {
 	case g.own <- struct{}{}:
 	default:
@@ -91,14 +115,14 @@ func (g *Gateway) sendOwn(ex *gateway.Exchange, what, sid, method string, body [
 		return
 	}
 	h := http.Header{SessionHeader: {sid}, gateway.RequestIDHeader: {rec.ID}}
-	if v := ex.Request.Header.Get(protocolHeader); v != "" {
-		h.Set(protocolHeader, v)
+	if t.protocol != "" {
+		h.Set(protocolHeader, t.protocol)
 	}
 	if body != nil {
 		h.Set("Content-Type", "application/json")
 		h.Set("Accept", "application/json, text/event-stream")
 	}
-	path := *ex.Request.URL
+	path := t.path
 	runOwn(func() {
 		defer func() { <-g.own }()
 		ctx, cancel := context.WithTimeout(context.Background(), ownRequestTimeout)
@@ -157,4 +181,31 @@ func (g *Gateway) refuseServerRequest(ex *gateway.Exchange, m *Message, code int
 		return
 	}
 	g.sendOwn(ex, "server_request_refused", ex.Request.Header.Get(SessionHeader), http.MethodPost, body)
+}
+
+// SessionSweepInterval is how often SweepSessions checks the credentials
+// that opened the live sessions.
+const SessionSweepInterval = 2 * time.Second
+
+// SweepSessions ends, every interval until ctx ends, the sessions whose
+// opening credential failed (Sessions.Sweep): here, and at the server with
+// warden's own DELETE, as if their client had come back. Without it, a
+// session whose client never returns after a revocation would live at the
+// server until the server's own idle timeout.
+func (g *Gateway) SweepSessions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, s := range g.Sessions.Sweep() {
+			g.logger().Info("mcp: ended a session whose opening credential is no longer valid",
+				"server", s.route.Name, "session", SessionDigest(s.id))
+			g.sendOwnTo(ownTarget{principal: s.principal, route: s.route, path: s.path, protocol: s.protocol},
+				"session_end", s.id, http.MethodDelete, nil)
+		}
+	}
 }

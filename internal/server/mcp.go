@@ -22,8 +22,9 @@ import (
 // inspector send MCP routes' responses through the MCP gateway (which runs
 // the guards itself) and every other response through the guards, and it
 // registers the pin admin endpoints (GET /v1/warden/mcp/pins, POST
-// /v1/warden/mcp/approve).
-func (s *Server) buildMCP(cfg *config.Config, guards *inspect.Guards, authorize *policy.Stage, proxy *gateway.Proxy) (*mcp.Gateway, error) {
+// /v1/warden/mcp/approve). Until ctx ends, it ends the sessions whose
+// opening credential failed, here and at the server (SweepSessions).
+func (s *Server) buildMCP(ctx context.Context, cfg *config.Config, guards *inspect.Guards, authorize *policy.Stage, proxy *gateway.Proxy) (*mcp.Gateway, error) {
 	if !cfg.MCPRoutes() {
 		return nil, nil
 	}
@@ -70,6 +71,7 @@ func (s *Server) buildMCP(cfg *config.Config, guards *inspect.Guards, authorize 
 		other = guards.Responses()
 	}
 	proxy.SetResponseInspector(routeInspector{mcp: g, other: other})
+	go g.SweepSessions(ctx, mcp.SessionSweepInterval)
 	return g, nil
 }
 
@@ -110,14 +112,22 @@ func ownRequestRecord(r mcp.OwnRequest) *audit.Record {
 	switch {
 	case !r.Sent:
 		rec.Code = codeOwnRequestNotSent
-		rec.Reason = fmt.Sprintf("warden's own request, caused by request %s, %s", r.CausedBy, r.Error)
+		rec.Reason = fmt.Sprintf("warden's own request, caused by %s, %s", cause(r), r.Error)
 	case r.Error != "":
 		rec.Code = codeOwnRequestFailed
-		rec.Reason = fmt.Sprintf("warden's own request, caused by request %s, failed: %s", r.CausedBy, r.Error)
+		rec.Reason = fmt.Sprintf("warden's own request, caused by %s, failed: %s", cause(r), r.Error)
 	default:
-		rec.Reason = fmt.Sprintf("warden's own request, caused by request %s; the server answered %d", r.CausedBy, r.Status)
+		rec.Reason = fmt.Sprintf("warden's own request, caused by %s; the server answered %d", cause(r), r.Status)
 	}
 	return rec
+}
+
+// cause names what caused one of warden's own requests.
+func cause(r mcp.OwnRequest) string {
+	if r.CausedBy == "" {
+		return "the session sweep (the credential that opened the session is no longer valid)"
+	}
+	return "request " + r.CausedBy
 }
 
 // mcpAuthorizer asks the policy in force whether the exchange's principal

@@ -27,6 +27,8 @@ func TestOwnRequestRecord(t *testing.T) {
 			"warden_request_failed", "failed: connection refused"},
 		{"not sent", func(r *mcp.OwnRequest) { r.What, r.Error = "server_request_refused", "not sent: 32 in flight" },
 			"mcp.server_request_refused", "warden_request_not_sent", "req_client, not sent"},
+		{"session sweep", func(r *mcp.OwnRequest) { r.CausedBy, r.Sent, r.Status = "", true, 204 }, "mcp.session_end", "warden_request",
+			"caused by the session sweep"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -181,7 +181,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Server, err 
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	wireGuards(guards, authorize, proxy)
-	mcpGateway, err := s.buildMCP(cfg, guards, authorize, proxy) // internal/server/mcp.go; nil: no mcp route
+	mcpGateway, err := s.buildMCP(wctx, cfg, guards, authorize, proxy) // internal/server/mcp.go; nil: no mcp route
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
