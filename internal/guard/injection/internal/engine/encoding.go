@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/base64"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -29,6 +30,55 @@ func init() {
 	b64class['+'], b64class['/'] = 1, 1
 	b64class['-'], b64class['_'] = 2, 2
 	b64class['='] = 3
+}
+
+// b64kind tells the kind of a character of a base64 run (b64class 1 or 2), 0 for the others.
+var b64kind [256]uint8
+
+const (
+	b64Upper = 1 << iota
+	b64Lower
+	b64Digit
+	b64Sym // '+', '/'
+	b64URL // '-', '_'
+)
+
+func init() {
+	for c := range 256 {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			b64kind[c] = b64Upper
+		case c >= 'a' && c <= 'z':
+			b64kind[c] = b64Lower
+		case c >= '0' && c <= '9':
+			b64kind[c] = b64Digit
+		case c == '+' || c == '/':
+			b64kind[c] = b64Sym
+		case c == '-' || c == '_':
+			b64kind[c] = b64URL
+		}
+	}
+}
+
+// b64RunEnd returns the end of the run of base64 characters (b64kind ≠ 0) of b from i on. It
+// reads eight bytes at a time: the run of a word ends inside the first eight, so the loop does
+// not end on a branch mispredicted at almost every word, as a loop over the bytes does.
+func b64RunEnd(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		w := uint64(b64kind[b[i]]) | uint64(b64kind[b[i+1]])<<8 | uint64(b64kind[b[i+2]])<<16 |
+			uint64(b64kind[b[i+3]])<<24 | uint64(b64kind[b[i+4]])<<32 | uint64(b64kind[b[i+5]])<<40 |
+			uint64(b64kind[b[i+6]])<<48 | uint64(b64kind[b[i+7]])<<56
+		// the lowest byte of w that is 0 (b64kind < 0x80) has the lowest bit of z set: bytes
+		// below it borrow nothing, those above it may be marked wrongly but come after it
+		if z := (w - ones) &^ w & highs; z != 0 {
+			return i + bits.TrailingZeros64(z)/8
+		}
+	}
+	for i < len(b) && b64kind[b[i]] != 0 {
+		i++
+	}
+	return i
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
@@ -72,24 +122,17 @@ func (s *Scratch) encodings(input []byte, start, end int, doc bool) {
 				continue
 			}
 		}
-		j := i
-		upper, lower, digit, sym, url := false, false, false, false, false
-		for j < len(b) && b64class[b[j]] != 0 && b64class[b[j]] != 3 {
-			switch d := b[j]; {
-			case d >= 'A' && d <= 'Z':
-				upper = true
-			case d >= 'a' && d <= 'z':
-				lower = true
-			case d >= '0' && d <= '9':
-				digit = true
-			case d == '+' || d == '/':
-				sym = true
-			default:
-				url = true
-			}
-			j++
-		}
+		j := b64RunEnd(b, i)
 		run := b[i:j]
+		// the kinds of the run's characters, which only a run long enough for base64 needs
+		var kinds uint8
+		if len(run) >= minBase64 {
+			for _, c := range run {
+				kinds |= b64kind[c]
+			}
+		}
+		upper, lower, digit := kinds&b64Upper != 0, kinds&b64Lower != 0, kinds&b64Digit != 0
+		sym, url := kinds&b64Sym != 0, kinds&b64URL != 0
 		for j < len(b) && b[j] == '=' {
 			j++
 		}
@@ -214,7 +257,7 @@ func (s *Scratch) payload(rule int, d []byte, bs, be int, doc bool) {
 	s.hits.add(rawHit{rule: uint8(rule), fs: int32(fs), fe: int32(max(fe, fs+1)), bs: int32(bs), be: int32(be)})
 	s.dec.Fold(d, 0)
 	s.decHits.reset()
-	scanRules(&s.dec, d, doc, &s.decHits, &s.decMt, nil)
+	scanRules(&s.dec, d, doc, &s.decHits, &s.decMt, nil, nil)
 	for k := 0; k < s.decHits.n; k++ {
 		if instructionRule(s.decHits.h[k].rule) {
 			s.hits.add(rawHit{rule: RHiddenInstruction, fs: int32(fs), fe: int32(max(fe, fs+1)), bs: int32(bs), be: int32(be)})

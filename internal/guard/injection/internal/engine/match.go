@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math/bits"
 	"sync"
 	"unicode/utf8"
 )
@@ -20,10 +21,18 @@ type lexEntry struct {
 	stem  mask // concepts when the key is a prefix of the token
 }
 
+// lexFilterBits is the log2 of the number of bits of lexTable.filter.
+const lexFilterBits = 15
+
 // lexTable keeps the keys apart from the entries: most probes miss and touch only the keys.
 type lexTable struct {
-	keys [lexSize]uint64
-	vals [lexSize]lexEntry
+	// filter has the bit of every key set (see filterBit). A probe whose bit is clear cannot
+	// find its hash among the keys, so get returns nil without reading them: the same answer as
+	// the probe, from a 4 KiB bitmap that stays in the L1 cache where the 32 KiB of keys do not
+	// (about 1300 keys set fewer than 4% of the bits, so nearly every miss stops here).
+	filter [1 << lexFilterBits / 64]uint64
+	keys   [lexSize]uint64
+	vals   [lexSize]lexEntry
 	// pairs has a bit for every two lower-case ASCII letters that begin a lexicon word: a token
 	// beginning with two such letters and no bit set cannot match, so it is not probed.
 	pairs [26*26/64 + 1]uint64
@@ -74,11 +83,37 @@ var (
 
 func hstep(h uint64, r rune) uint64 { return (h ^ uint64(r)) * hMul }
 
-func (t *lexTable) slot(h uint64) int { return int(h >> (64 - lexBits)) }
+// lexMix spreads a word hash over the table: FNV's top bits, which a slot or a filter bit could
+// be read from directly, hardly depend on the last runes of a short word, so the words of the
+// lexicon would crowd a few slots. Where a key sits does not change what get returns.
+const lexMix = 0x9E3779B97F4A7C15
+
+func (t *lexTable) slot(h uint64) int { return int((h * lexMix) >> (64 - lexBits)) }
+
+// filterIndex returns the bit of lexTable.filter for key h.
+func filterIndex(h uint64) uint64 { return (h * lexMix) >> (64 - lexFilterBits) }
+
+// filterBit returns the word of filter and the bit in it for key h.
+func filterBit(h uint64) (int, uint64) {
+	f := filterIndex(h)
+	return int(f / 64), 1 << (f % 64)
+}
+
+// mayHold returns 1 when get(h) may find an entry (h's bit in filter is set), else 0.
+func (t *lexTable) mayHold(h uint64) uint32 {
+	if h == 0 {
+		h = 1 // as get does
+	}
+	f := filterIndex(h)
+	return uint32(t.filter[f/64]>>(f%64)) & 1
+}
 
 func (t *lexTable) get(h uint64) *lexEntry {
 	if h == 0 {
 		h = 1
+	}
+	if w, b := filterBit(h); t.filter[w]&b == 0 {
+		return nil // no key has this hash (see filter)
 	}
 	for i := t.slot(h); ; i = (i + 1) & (lexSize - 1) {
 		k := t.keys[i]
@@ -95,6 +130,8 @@ func (t *lexTable) put(h uint64, exact, stem mask) {
 	if h == 0 {
 		h = 1
 	}
+	w, b := filterBit(h)
+	t.filter[w] |= b
 	for i := t.slot(h); ; i = (i + 1) & (lexSize - 1) {
 		if t.keys[i] == h || t.keys[i] == 0 {
 			t.keys[i] = h
@@ -308,6 +345,7 @@ type matcher struct {
 	splitS, splitE int
 	lastTokEnd     int
 	scratch        [32]rune
+	hs             [maxLexLen]uint64 // hashes of the prefixes of the current token (see lookupHashed)
 	// cue words for the model's cue features (nil: not recorded), and whether the next token
 	// opens a sentence
 	cues      *[]cue
@@ -357,14 +395,8 @@ func (mt *matcher) before(x mask, ord int32) int32 {
 	return best
 }
 
-func trailingZeros(x mask) int {
-	n := 0
-	for x&1 == 0 {
-		x >>= 1
-		n++
-	}
-	return n
-}
+// trailingZeros returns the index of the lowest set bit of x ≠ 0 (every caller loops while x ≠ 0).
+func trailingZeros(x mask) int { return bits.TrailingZeros64(x) }
 
 // concept records a token with concepts x spanning folded [s, e) and evaluates the rules it may
 // complete.
@@ -372,13 +404,18 @@ func (mt *matcher) concept(x mask, s, e int, step int32) {
 	ord := mt.ord
 	mt.ord++
 	mt.half += step
-	slot := &mt.ring[ord%ringSize]
+	slot := &mt.ring[uint32(ord)%ringSize] // ord ≥ 0: the slot of ord%ringSize
 	slot.s, slot.e, slot.h = int32(s), int32(e), mt.half
 	start := mt.sentStart
 	mt.sentStart = false
-	if x == 0 {
-		return
+	if x != 0 {
+		mt.rulesAt(x, e, ord, start)
 	}
+}
+
+// rulesAt records the token of ordinal ord with concepts x ≠ 0, ending at folded position e,
+// and evaluates the rules it may complete (see concept).
+func (mt *matcher) rulesAt(x mask, e int, ord int32, start bool) {
 	if c := x & cueConcepts; c != 0 && mt.cues != nil && e > 0 {
 		pos := int32(e - 1)
 		if n := len(*mt.cues); n > 0 && (*mt.cues)[n-1].pos > pos {
@@ -528,15 +565,38 @@ func (mt *matcher) lookupWord(rs []rune) mask {
 	}
 	h := uint64(hInit)
 	var x mask
-	n := len(rs)
-	if n > 24 {
-		n = 24
-	}
+	n := min(len(rs), maxLexLen)
 	for i := 0; i < n; i++ {
 		h = hstep(h, rs[i])
 		if e := mt.lex.get(h); e != nil {
 			x |= e.stem
 			if i == len(rs)-1 {
+				x |= e.exact
+			}
+		}
+	}
+	return x
+}
+
+// maxLexLen is the most runes of a token that lookupWord hashes: the lexicon matches its
+// prefixes of 1 to maxLexLen runes.
+const maxLexLen = 24
+
+// lookupHashed returns lookupWord(rs), given mt.hs[k], the hash of the first k+1 runes of rs
+// (k < min(len(rs), maxLexLen)), and cand, with bit k set when mt.lex.mayHold(mt.hs[k]). It probes
+// those hashes only: get returns nil for the others.
+func (mt *matcher) lookupHashed(rs []rune, cand uint32) mask {
+	if len(rs) >= 2 {
+		if p, ok := asciiPair(rs[0], rs[1]); ok && mt.lex.pairs[p/64]&(1<<(p%64)) == 0 {
+			return 0
+		}
+	}
+	var x mask
+	for ; cand != 0; cand &= cand - 1 {
+		k := bits.TrailingZeros32(cand)
+		if e := mt.lex.get(mt.hs[k]); e != nil {
+			x |= e.stem
+			if k == len(rs)-1 {
 				x |= e.exact
 			}
 		}
@@ -574,6 +634,9 @@ func (mt *matcher) unsegmentedRun(i, j int) {
 		h := hstep(hInit, R[s])
 		for e := s + 1; e < j && e-s < lim; e++ {
 			h = hstep(h, R[e])
+			if mt.lex.mayHold(h) == 0 {
+				continue // lookupExact would find nothing (and costs a call)
+			}
 			if x := mt.lookupExact(h, true); x != 0 {
 				slot := &ring[e%rn]
 				if slot.x == 0 {
@@ -592,17 +655,44 @@ func (mt *matcher) unsegmentedRun(i, j int) {
 	}
 }
 
-// scanRules runs the token rules and the structural rules over t, and records the cue words in
-// cues when cues is not nil.
-func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[]cue) {
+// wordFeats is what scanRules records, on the way, of the word features of the model (see
+// Config.buckets) and of the positions where a segment may end, for sums35Words: its tokens are
+// the words of the word features (both are the runs of word runes of the spaced scripts) unless
+// the text holds a rune that is a word rune for the tokens and a sentence break for the words.
+type wordFeats struct {
+	words []wordEnd
+	ends  []int32 // the sentence breaks of the word features and the fullwidth '!' and '?', in order
+	ok    bool    // false: the text holds a rune the tokens and the words split differently
+}
+
+// wordEnd is a word of the word features.
+type wordEnd struct {
+	pos  int32  // folded position of its last rune
+	h    uint64 // its hash
+	prev uint64 // the hash of the word before it: sentStart at the start of a sentence, 0 for none
+}
+
+// scanRules runs the token rules and the structural rules over t, records the cue words in cues
+// when cues is not nil, and the word features in wf when wf is not nil.
+func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[]cue, wf *wordFeats) {
 	mt.init(t, in, doc, hits, cues)
 	R := t.R
 	lineStart := true
+	if wf != nil {
+		wf.words, wf.ends, wf.ok = wf.words[:0], wf.ends[:0], true
+	}
+	prevWord := uint64(sentStart) // the prev of the next word (see wordEnd)
 	for i := 0; i < len(R); {
 		r := R[i]
 		if !isWordRune(r) {
 			if wordClass(r) == wcBreak {
 				mt.sentStart = true
+				prevWord = sentStart
+				if wf != nil {
+					wf.ends = append(wf.ends, int32(i))
+				}
+			} else if (r == 0xFF01 || r == 0xFF1F) && wf != nil {
+				wf.ends = append(wf.ends, int32(i))
 			}
 			switch r {
 			case '\n':
@@ -625,13 +715,21 @@ func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[
 			mt.unsegmentedRun(i, j)
 			i = j
 			lineStart = false
+			prevWord = 0 // no word bigram across an unsegmented rune
 			continue
 		}
-		// a spaced-script token
+		// a spaced-script token; the hashes of its prefixes are computed on the way, for
+		// lookupHashed
 		j := i
-		hasDigit, hasLetter, conf, plain, zwIn := false, false, false, false, false
+		hasDigit, hasLetter := false, false
 		var fl uint32 // the flags of the token's ASCII letters after its first rune
-		for j < len(R) {
+		// the flags of the token's ASCII letters, or-ed and and-ed: a confusable letter among
+		// them, and one that is not
+		anyF, allF := uint32(0), ^uint32(0)
+		h := uint64(hInit)
+		var cand uint32
+		wh := uint64(wordSeed) // the word's hash for the word features
+		for ; j < len(R); j++ {
 			c := R[j]
 			if c < utf8.RuneSelf {
 				if asciiClass[c] != wcWord {
@@ -639,14 +737,12 @@ func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[
 				}
 				if c <= '9' {
 					hasDigit = true
+					wh = (wh ^ '0') * wordP // gramChar reads every digit as '0'
 				} else {
+					wh = (wh ^ uint64(c)) * wordP
 					hasLetter = true
 					f := t.Src[j]
-					if f&flagConfusable != 0 {
-						conf = true
-					} else {
-						plain = true
-					}
+					anyF, allF = anyF|f, allF&f
 					if j > i && R[j-1] < utf8.RuneSelf {
 						fl |= f
 					}
@@ -656,12 +752,28 @@ func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[
 					break
 				}
 				hasLetter = true
+				wh = (wh ^ uint64(c)) * wordP
+				if (c == 0xFF61 || c == 0x06D4) && wf != nil {
+					wf.ok = false // a word rune that breaks sentences for the word features (see wordClass)
+				}
 			}
-			j++
+			if k := j - i; k < maxLexLen {
+				h = hstep(h, c)
+				mt.hs[k] = h
+				cand |= mt.lex.mayHold(h) << k
+			}
 		}
-		zwIn = fl&flagAfterZW != 0
+		if wf != nil {
+			wf.words = append(wf.words, wordEnd{pos: int32(j - 1), h: wh, prev: prevWord})
+		}
+		prevWord = wh
+		conf, plain := anyF&flagConfusable != 0, allF&flagConfusable == 0
+		zwIn := fl&flagAfterZW != 0
 		tok := R[i:j]
-		x := mt.lookupWord(tok)
+		var x mask
+		if cand != 0 { // else no prefix is in the lexicon
+			x = mt.lookupHashed(tok, cand)
+		}
 		if hasDigit && hasLetter {
 			if y := mt.leet(tok); y&attackConcepts != 0 {
 				x |= y
@@ -674,8 +786,8 @@ func scanRules(t *Text, in []byte, doc bool, hits *hitList, mt *matcher, cues *[
 		if zwIn {
 			mt.hit(RInvisible, i, j)
 		}
-		if x == 0 && len(tok) >= 4 && hasLetter && !hasDigit {
-			mt.obfuscated(tok, i, j)
+		if x == 0 && len(tok) >= 4 && len(tok) <= 12 && hasLetter && !hasDigit && mt.lex.obfPair(tok[0], tok[len(tok)-1]) {
+			mt.obfuscated(tok, i, j) // (the last two conditions are its own, tested here to save the call)
 		}
 		// split letters: "i g n o r e", "i.g.n.o.r.e"
 		if len(tok) == 1 && hasLetter {

@@ -310,6 +310,7 @@ type Scratch struct {
 	ends    []int32 // where segments may end (see nextSegmentAt)
 	cnt     []int32
 	cues    []cue
+	words   wordFeats // the word features scanRules records (see sums35Words)
 	dec     Text
 	decHits hitList
 	decMt   matcher
@@ -376,7 +377,8 @@ func (m *Model) scanChunk(input []byte, start, end int, doc, single bool, s *Scr
 	s.hits.reset()
 	s.cues = s.cues[:0]
 	s.nmask = 0
-	scanRules(t, input, doc, &s.hits, &s.mt, m.cueList(s))
+	wf := m.wordList(s)
+	scanRules(t, input, doc, &s.hits, &s.mt, m.cueList(s), wf)
 	s.encodings(input, start, end, doc)
 	for k := 0; k < s.hits.n; k++ {
 		h := s.hits.h[k]
@@ -408,18 +410,18 @@ func (m *Model) scanChunk(input []byte, start, end int, doc, single bool, s *Scr
 			s.ends = make([]int32, n, cap(s.pre))
 		}
 		var paired bool
-		if ends, paired = m.prefixPair(t.R, s.cues, pre, cnt, s.ends[:n]); paired {
+		if ends, paired = m.prefixPairWords(t.R, s.cues, wf, pre, cnt, s.ends[:n]); paired {
 			textSum, segSum = sumText, sumSeg
 		} else {
 			if cap(s.segPre) < n+1 {
 				s.segPre = make([]int64, n+1, cap(s.pre))
 			}
 			segPre = s.segPre[:n+1]
-			m.prefix(m.W, t.R, s.cues, pre, cnt)
-			m.prefix(m.SegW(), t.R, s.cues, segPre, cnt)
+			m.prefixWords(m.W, t.R, s.cues, wf, pre, cnt)
+			m.prefixWords(m.SegW(), t.R, s.cues, wf, segPre, cnt)
 		}
 	} else {
-		m.prefix(m.W, t.R, s.cues, pre, cnt)
+		m.prefixWords(m.W, t.R, s.cues, wf, pre, cnt)
 	}
 	if m.Cfg.MaskEncoded && s.nmask > 0 {
 		applyMasks(pre, cnt, s.masks[:s.nmask]) // paired sums too: the masking is linear
@@ -664,7 +666,7 @@ func Analyze(cfg Config, input []byte, doc bool) *Analysis {
 	t := &s.t
 	t.Fold(input, 0)
 	s.hits.reset()
-	scanRules(t, input, doc, &s.hits, &s.mt, &s.cues)
+	scanRules(t, input, doc, &s.hits, &s.mt, &s.cues, nil)
 	s.encodings(input, 0, len(input), doc)
 	a := &Analysis{N: len(t.R), Pos: make([]int32, len(t.R)+1), Script: t.DominantScript()}
 	masks := s.masks[:s.nmask]
@@ -960,4 +962,119 @@ func (m *Model) prefix35(W []int16, R []rune, cues []cue, pre []int64, cnt []int
 		}
 		pre[i], cnt[i] = acc, k
 	}
+}
+
+// wordList returns where scanRules records the word features (see wordFeats): nowhere when the
+// model's configuration is not the one sums35Words computes (character 3..5-grams, word unigrams
+// and bigrams).
+func (m *Model) wordList(s *Scratch) *wordFeats {
+	if m.Cfg.MinN == 3 && m.Cfg.MaxN == 5 && m.Cfg.Words == 2 {
+		return &s.words
+	}
+	return nil
+}
+
+// prefixWords is prefix, with the word features scanRules recorded in wf when they are usable.
+func (m *Model) prefixWords(W []int16, R []rune, cues []cue, wf *wordFeats, pre []int64, cnt []int32) {
+	if wf == nil || !wf.ok {
+		m.prefix(W, R, cues, pre, cnt)
+		return
+	}
+	if !m.Cfg.Cues {
+		cues = nil
+	}
+	sums35Words(W, R, wf, cues, 64-uint(m.Cfg.Bits), m.Cfg.Ideo, pre, cnt)
+}
+
+// prefixPairWords is prefixPair, with the word features scanRules recorded in wf when they are
+// usable; the positions where a segment may end are then those of wf.
+func (m *Model) prefixPairWords(R []rune, cues []cue, wf *wordFeats, pre []int64, cnt []int32, ends []int32) ([]int32, bool) {
+	if wf == nil || !wf.ok || len(m.pair) != 1<<m.Cfg.Bits {
+		return m.prefixPair(R, cues, pre, cnt, ends)
+	}
+	if !m.Cfg.Cues {
+		cues = nil
+	}
+	if sums35Words(m.pair, R, wf, cues, 64-uint(m.Cfg.Bits), m.Cfg.Ideo, pre, cnt) > maxPairFeatures {
+		return nil, false
+	}
+	return wf.ends, true
+}
+
+// sums35Words computes what prefix35 and prefix35Pair do (with W the table, or the paired table)
+// from the word features of wf (see wordFeats) instead of finding the words itself, and returns
+// the number of features of the text. The word and cue features are first added where they end,
+// pre[i+1] and cnt[i+1] for position i, then the loop over the text adds the character features
+// and turns those into prefix sums: the sums are of integers, so their order does not change them.
+// Finding the words in the loop cost as much as the rest of it (a branch mispredicted at most
+// word ends, and more values live than registers), and scanRules finds them anyway. A test keeps
+// it equal to prefix35 and prefix35Pair, which remain for the texts wf cannot describe.
+func sums35Words[E int16 | int64](W []E, R []rune, wf *wordFeats, cues []cue, shift uint, ideoOn bool, pre []int64, cnt []int32) int32 {
+	n := len(R)
+	pre, cnt = pre[:n+1], cnt[:n+1]
+	clear(pre)
+	clear(cnt)
+	for _, w := range wf.words {
+		b := int(w.pos) + 1
+		pre[b] += int64(W[bucketOf(w.h^wordUni, shift)])
+		cnt[b]++
+		if w.prev != 0 {
+			pre[b] += int64(W[bucketOf(w.prev*wordBiP+w.h, shift)])
+			cnt[b]++
+		}
+	}
+	// the cue words, in order: prefix35 adds a cue at the first position at or after its own,
+	// and never one after the last position
+	for _, c := range cues {
+		b := int(c.pos) + 1
+		if b > n {
+			break
+		}
+		for x := c.mask; x != 0; x &= x - 1 {
+			cc := trailingZeros(x)
+			pre[b] += int64(W[bucketOf(cueHash(cc, false), shift)])
+			cnt[b]++
+			if c.start {
+				pre[b] += int64(W[bucketOf(cueHash(cc, true), shift)])
+				cnt[b]++
+			}
+		}
+	}
+	var h1, h2, h3, h4, h5 uint64
+	seed := uint64(gramSeed)
+	var acc int64
+	var k int32
+	pre, cnt = pre[1:], cnt[1:]
+	for i, r := range R {
+		g := gramChar(r)
+		h5 = h4*gramP + g
+		h4 = h3*gramP + g
+		h3 = h2*gramP + g
+		h2 = h1*gramP + g
+		h1 = seed*gramP + g
+		switch i {
+		case 0, 1: // no 3-gram ends here yet
+		case 2:
+			acc += int64(W[bucketOf(h3, shift)])
+			k++
+		case 3:
+			acc += int64(W[bucketOf(h3, shift)]) + int64(W[bucketOf(h4, shift)])
+			k += 2
+		default:
+			acc += int64(W[bucketOf(h3, shift)]) + int64(W[bucketOf(h4, shift)]) + int64(W[bucketOf(h5, shift)])
+			k += 3
+		}
+		if ideoOn && r >= 0x3040 && ideo(r) {
+			acc += int64(W[bucketOf(h1^ideoUni, shift)])
+			k++
+			if i > 0 && ideo(R[i-1]) {
+				acc += int64(W[bucketOf(h2^ideoBi, shift)])
+				k++
+			}
+		}
+		acc += pre[i]
+		k += cnt[i]
+		pre[i], cnt[i] = acc, k
+	}
+	return k
 }

@@ -116,25 +116,8 @@ func (t *Text) Fold(src []byte, base int) {
 		pending = 0
 	}
 	for i := 0; i < len(src); {
-		c := src[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c >= 'A' && c <= 'Z':
-				t.Script[ScriptLatin]++
-				emit(rune(c+32), i, 0)
-			case c >= 'a' && c <= 'z':
-				t.Script[ScriptLatin]++
-				emit(rune(c), i, 0)
-			case c == '\n' || c == '\r' || c == '\v' || c == '\f':
-				emit('\n', i, 0)
-			case c == ' ' || c == '\t':
-				emit(' ', i, 0)
-			case c < 0x20 || c == 0x7F:
-				t.Inv[invOther]++
-			default:
-				emit(rune(c), i, 0)
-			}
-			i++
+		if src[i] < utf8.RuneSelf {
+			i, pending = t.foldASCII(src, i, pending)
 			prevFlagEmoji = false
 			continue
 		}
@@ -196,6 +179,77 @@ func (t *Text) Fold(src []byte, base int) {
 		}
 		i += size
 	}
+}
+
+// The folding of ASCII bytes (foldASCII): the folded rune in the low 7 bits, and flags.
+const (
+	asciiSpace = 1 << 8  // white space: one ' ' or '\n' stands for a run of it
+	asciiDrop  = 1 << 9  // a control character: removed
+	asciiLatin = 1 << 10 // a letter, counted as ScriptLatin
+)
+
+var asciiFold = func() (t [utf8.RuneSelf]uint16) {
+	for c := range utf8.RuneSelf {
+		e := uint16(c)
+		switch {
+		case c >= 'A' && c <= 'Z':
+			e = uint16(c+32) | asciiLatin
+		case c >= 'a' && c <= 'z':
+			e |= asciiLatin
+		case c == '\n' || c == '\r' || c == '\v' || c == '\f':
+			e = '\n' | asciiSpace
+		case c == ' ' || c == '\t':
+			e = ' ' | asciiSpace
+		case c < 0x20 || c == 0x7F:
+			e = asciiDrop
+		}
+		t[c] = e
+	}
+	return t
+}()
+
+// foldASCII folds the run of ASCII bytes of src from i on, as Fold's loop would one byte at a
+// time (a letter is lower-cased and counted, white space after white space only turns a ' ' into
+// '\n', a control character is removed and counted), but from a table and writing into the
+// slices' spare capacity. pending holds the flags for the next rune emitted; it returns where the
+// run ends and the flags still pending.
+func (t *Text) foldASCII(src []byte, i int, pending uint32) (int, uint32) {
+	if need := len(t.R) + len(src) - i; cap(t.R) < need || cap(t.Src) < need { // at most a rune per byte
+		t.R = append(make([]rune, 0, need+need/4), t.R...)
+		t.Src = append(make([]uint32, 0, need+need/4), t.Src...)
+	}
+	n := len(t.R)
+	R, Src := t.R[:cap(t.R)], t.Src[:cap(t.Src)]
+	var prevSpace uint16 // asciiSpace when the last rune emitted is ' ' or '\n'
+	if n > 0 && (R[n-1] == ' ' || R[n-1] == '\n') {
+		prevSpace = asciiSpace
+	}
+	latin, drops := 0, 0
+	for ; i < len(src); i++ {
+		c := src[i]
+		if c >= utf8.RuneSelf {
+			break
+		}
+		e := asciiFold[c]
+		if e&(asciiDrop|prevSpace) != 0 { // rare: a control character, or white space after white space
+			if e&asciiDrop != 0 {
+				drops++
+			} else if e&0x7F == '\n' {
+				R[n-1] = '\n'
+			}
+			continue
+		}
+		latin += int(e>>10) & 1
+		prevSpace = e & asciiSpace
+		R[n] = rune(e & 0x7F)
+		Src[n] = uint32(i)&offMask | pending
+		pending = 0
+		n++
+	}
+	t.R, t.Src = R[:n], Src[:n]
+	t.Script[ScriptLatin] += latin
+	t.Inv[invOther] += drops
+	return i, pending
 }
 
 // SrcOff returns the input byte offset of folded rune i.
