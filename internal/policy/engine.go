@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -117,11 +118,25 @@ func alwaysDefined(node *ast.TreeNode, n int) bool {
 		return len(node.Children) > 0
 	}
 	for _, r := range rules {
-		if r.Head.RuleKind() != ast.MultiValue && len(r.Head.Ref()) <= n {
+		// The head's reference is relative to the package: the rule's full
+		// path is the package's path and the head's. A single-value rule
+		// whose full path is longer than the node's (obligations[k] := v)
+		// builds an object there, empty when none matches.
+		if r.Head.RuleKind() != ast.MultiValue && ruleRefLen(r) <= n {
 			return false
 		}
 	}
 	return true
+}
+
+// ruleRefLen is the number of terms in the rule's full path (package path
+// and head reference); a rule outside a module is taken as its head alone.
+func ruleRefLen(r *ast.Rule) int {
+	n := len(r.Head.Ref())
+	if r.Module != nil && r.Module.Package != nil {
+		n += len(r.Module.Package.Path)
+	}
+	return n
 }
 
 // Engine is a compiled policy with its query prepared once. It is immutable
@@ -351,14 +366,15 @@ func (e *Engine) Files() []string { return slices.Clone(e.files) }
 // PolicyVersion is always set. Obligations are returned as the policy gave
 // them; see EnforceObligations and Stage.Enforce.
 func (e *Engine) Decide(ctx context.Context, in Input) (gateway.Decision, error) {
-	return e.decide(ctx, func() (ast.Value, error) { return in.value(&e.fields) }, nil)
+	return e.decide(ctx, &in, &e.fields, nil)
 }
 
-// decide evaluates the policy. input builds the input document; it is
-// called under the same panic guard as the evaluation. tracer, if not nil,
-// receives OPA's trace events (Explain); the gateway passes nil and pays
-// nothing for tracing.
-func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tracer topdown.QueryTracer) (d gateway.Decision, err error) {
+// decide evaluates the policy for in. It builds the input document with
+// the fields in use (the engine's own, or allFields), under the same panic
+// guard as the evaluation; in is not kept. tracer, if not nil, receives
+// OPA's trace events (Explain); the gateway passes nil and pays nothing
+// for tracing.
+func (e *Engine) decide(ctx context.Context, in *Input, use *fieldSet, tracer topdown.QueryTracer) (d gateway.Decision, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			d, err = e.fail(ErrUnavailable, &panicError{value: r, stack: debug.Stack()})
@@ -367,15 +383,14 @@ func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tr
 	if err := ctx.Err(); err != nil {
 		return e.fail(ErrUnavailable, err)
 	}
-	v, err := input()
+	v, err := in.value(use)
 	if err != nil {
 		return e.fail(ErrUnavailable, fmt.Errorf("input: %w", err))
 	}
-	// Cancel the evaluation when ctx ends. context.AfterFunc costs less than
-	// the goroutine OPA would otherwise start for every evaluation.
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
-	defer stop()
+	// r reads the results and tells OPA when ctx has ended; see reader.
+	r := readers.Get().(*reader)
+	defer r.release()
+	r.wrapped, r.ctx.ctx, r.input.Value = &e.wrapped, ctx, v
 	txn, err := e.store.NewTransaction(ctx)
 	if err != nil {
 		return e.fail(ErrUnavailable, fmt.Errorf("store: %w", err))
@@ -386,15 +401,16 @@ func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tr
 		WithCompiler(e.compiler).
 		WithStore(e.store).
 		WithTransaction(txn).
-		WithInput(ast.NewTerm(v)).
+		WithInput(&r.input).
 		WithStrictBuiltinErrors(true).
-		WithCancel(cancel).
+		WithCancel(&r.ctx).
 		WithMetrics(noMetrics).
 		WithBaseCache(noBaseCache{})
 	if tracer != nil {
 		// Traced, every rule is evaluated, so the explanation lists the
-		// constant rules a decision used too.
-		q = q.WithQueryTracer(tracer)
+		// constant rules a decision used too. The trace keeps the input:
+		// give it a term of its own rather than the pooled reader's.
+		q = q.WithInput(ast.NewTerm(v)).WithQueryTracer(tracer)
 	} else {
 		// The cache answers for the constant and folded rules, and is
 		// reused by the next decision once this one is read.
@@ -402,14 +418,8 @@ func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tr
 		defer cache.release()
 		q = q.WithVirtualCache(cache)
 	}
-	var out output
-	n := 0
-	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
-		n++
-		var rerr error
-		out, rerr = readOutput(qr, &e.wrapped)
-		return rerr
-	})
+	err = q.Iter(ctx, r.fn)
+	out, n := r.out, r.n
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil || topdown.IsCancel(err) {
 			return e.fail(ErrUnavailable, errors.Join(cerr, err))
@@ -434,6 +444,53 @@ func (e *Engine) decide(ctx context.Context, input func() (ast.Value, error), tr
 	}
 	return d, nil
 }
+
+// reader is what one evaluation needs besides the query: the input's
+// term, the callback that reads the query's results, and OPA's
+// cancellation signal. Readers are pooled with their callback bound, so
+// that a decision allocates none of these, nor a cancellation watcher.
+// Nothing keeps a reference to them past the evaluation: OPA's results are
+// read into out before the reader is released.
+type reader struct {
+	wrapped *[len(outputs)]bool
+	ctx     ctxCancel
+	input   ast.Term // the input document's term
+	out     output
+	n       int
+	fn      func(topdown.QueryResult) error // r.read
+}
+
+var readers = sync.Pool{New: func() any {
+	r := &reader{}
+	r.fn = r.read
+	return r
+}}
+
+func (r *reader) read(qr topdown.QueryResult) error {
+	r.n++
+	var err error
+	r.out, err = readOutput(qr, r.wrapped)
+	return err
+}
+
+// release empties r, dropping what it refers to, and returns it to the pool.
+func (r *reader) release() {
+	*r = reader{fn: r.fn}
+	readers.Put(r)
+}
+
+// ctxCancel is OPA's cancellation signal for an evaluation: cancelled once
+// ctx has ended. OPA asks before every expression, so an evaluation stops
+// at its next expression after ctx ends, as with a signal that a
+// context.AfterFunc would set, without registering one per decision.
+// Cancel does nothing: ending ctx is how warden cancels.
+type ctxCancel struct{ ctx context.Context }
+
+func (c *ctxCancel) Cancel() {}
+
+func (c *ctxCancel) Cancelled() bool { return c.ctx.Err() != nil }
+
+var _ topdown.Cancel = (*ctxCancel)(nil)
 
 // fail returns the deny that goes with an error of the given kind
 // (ErrEvaluation or ErrUnavailable) and the wrapped error.

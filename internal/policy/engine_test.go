@@ -282,6 +282,31 @@ func TestDecideContextEnded(t *testing.T) {
 	}
 }
 
+// TestDecideContextEndsDuringEvaluation checks that an evaluation stops
+// soon after its context ends, with ErrUnavailable, and that the next
+// decision (which may reuse the pooled reader) is not cancelled.
+func TestDecideContextEndsDuringEvaluation(t *testing.T) {
+	e := mustLoad(t, writePolicy(t, "package warden.authz\n\n"+
+		"allow if {\n\tinput.action == \"slow\"\n\tsome x in numbers.range(1, 10000)\n\tsome y in numbers.range(1, 10000)\n\tx + y < 0\n}\n"+
+		"allow if input.action == \"chat.completions\"\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	in := baseInput()
+	in.Action = "slow"
+	start := time.Now()
+	d, err := e.Decide(ctx, in)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || d.Allow {
+		t.Fatalf("Decide = %+v, %v; want a deny with ErrUnavailable wrapping context.DeadlineExceeded", d, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the evaluation ran %v after its context ended", took)
+	}
+	d, err = e.Decide(context.Background(), baseInput())
+	if err != nil || !d.Allow {
+		t.Errorf("next decision = %+v, %v; want an allow", d, err)
+	}
+}
+
 // TestDecideConcurrent checks that one Engine serves many goroutines (run with -race).
 func TestDecideConcurrent(t *testing.T) {
 	e := mustLoad(t, "../../examples/quickstart/policy")

@@ -98,8 +98,7 @@ func (f FiredRule) String() string {
 // never traces.
 func (e *Engine) Explain(ctx context.Context, in Input) (Explanation, error) {
 	var x Explanation
-	input := func() (ast.Value, error) { return in.value(&e.fields) }
-	d, err := e.decide(ctx, input, &ruleTracer{x: &x, seen: map[FiredRule]bool{}})
+	d, err := e.decide(ctx, &in, &e.fields, &ruleTracer{x: &x, seen: map[FiredRule]bool{}})
 	x.Decision = d
 	return x, err
 }

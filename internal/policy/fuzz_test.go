@@ -32,7 +32,7 @@ func FuzzDecide(f *testing.F) {
 			return
 		}
 		d, err := e.Decide(context.Background(), in)
-		whole, werr := e.decide(context.Background(), in.Value, nil)
+		whole, werr := e.decide(context.Background(), &in, &allFields, nil)
 		if !reflect.DeepEqual(d, whole) || (err == nil) != (werr == nil) {
 			t.Fatalf("pruned input: %+v, %v; whole input: %+v, %v", d, err, whole, werr)
 		}

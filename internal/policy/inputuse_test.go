@@ -130,7 +130,7 @@ func TestPrunedInputDecidesAlike(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, werr := e.decide(context.Background(), whole.Value, nil)
+			want, werr := e.decide(context.Background(), &whole, &allFields, nil)
 			if werr == nil {
 				EnforceObligations(&want)
 				DenyUnenforced(&want, func(string) bool { return false }) // the stage has no enforcers
@@ -147,7 +147,7 @@ func TestPrunedInputDecidesAlike(t *testing.T) {
 				in := *in
 				in.Action = action
 				pruned, perr := e.Decide(context.Background(), in)
-				whole, werr := e.decide(context.Background(), in.Value, nil)
+				whole, werr := e.decide(context.Background(), &in, &allFields, nil)
 				if !reflect.DeepEqual(pruned, whole) || (perr == nil) != (werr == nil) {
 					t.Errorf("%s, input %s, action %s: pruned %+v, %v; whole %+v, %v", dir, name, action, pruned, perr, whole, werr)
 				}

@@ -36,7 +36,7 @@ grant_resource_matches(g) if g.resource == input.resource.route
 
 grant_resource_matches(g) if g.resource == input.resource.model
 
-grant_resource_matches(g) if g.resource == object.get(input.resource, "tool", "")
+grant_resource_matches(g) if g.resource == input.resource.tool
 
 # (Each rule below starts with input.grants[0], which OPA's rule index
 # checks before evaluating the rule: without a grant, they cost nothing.)

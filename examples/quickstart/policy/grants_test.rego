@@ -86,6 +86,13 @@ test_resource_matches_route_model_or_tool if {
 	authz.allow with input as tool_call
 }
 
+# base has no resource.tool: a grant for a tool matches no request without
+# one, and a grant with no resource still matches.
+test_request_without_tool if {
+	not authz.allow with input as with_grant(object.union(chat_grant, {"resource": "search"}))
+	authz.allow with input as with_grant(chat_grant)
+}
+
 test_resource_mismatch_does_not_allow if {
 	not authz.allow with input as with_grant(object.union(chat_grant, {"resource": "gpt-4o"}))
 	not authz.allow with input as with_grant(object.union(chat_grant, {"resource": "other-route"}))

@@ -30,7 +30,7 @@ deny contains msg if {
 
 deny contains msg if {
 	input.principal.kind == "agent"
-	not lib.user
+	not lib.users[input.principal.on_behalf_of] # lib.user is undefined, in one lookup
 	input.principal.on_behalf_of != ""
 	msg := sprintf("agent %s acts for %q, who is not a registered user", [input.principal.id, input.principal.on_behalf_of])
 }
@@ -50,11 +50,13 @@ grounds contains msg if {
 # --- models and tools ----------------------------------------------------------
 
 # Users and agents name only models granted to them. A request for a model
-# action that names no model is denied too ("" is in no list).
+# action that names no model is denied too ("" is in no list). The user's
+# list is lib.record.models, read straight from the catalog: one lookup
+# into a constant rather than the evaluation of lib.record.
 deny contains msg if {
 	input.principal.kind == "user"
 	catalog.model_actions[input.action]
-	not lib.record.models[input.resource.model]
+	not catalog.principals[input.principal.id].models[input.resource.model]
 	lib.known
 	msg := sprintf("model %q is not granted to user %s", [input.resource.model, input.principal.id])
 }
@@ -84,7 +86,7 @@ agent_model_denials contains msg if {
 deny contains msg if {
 	catalog.tool_call_actions[input.action]
 	input.principal.kind == "user"
-	not lib.record.tools[input.resource.tool]
+	not catalog.principals[input.principal.id].tools[input.resource.tool] # lib.record.tools
 	lib.known
 	msg := sprintf("tool %q is not granted to user %s", [input.resource.tool, input.principal.id])
 }

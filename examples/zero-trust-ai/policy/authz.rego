@@ -28,7 +28,9 @@
 # rule index skips them without evaluating anything when that does not hold.
 # Allow reasons are looked up in tables derived from the catalog at load
 # (lib/lib.rego, "tables computed at load"); groups of rare denies sit
-# behind one cheap test (`not allow` below, `not calm` in scrutiny.rego).
+# behind one cheap test (`allow == false` below, `calm == false` in
+# scrutiny.rego: both rules have a default, so the comparison is the
+# negation, and costs less than `not`).
 # Rules on the common path start with their cheapest test, and strings are
 # built (sprintf) only in rules that fire.
 package warden.authz
@@ -53,7 +55,7 @@ reasons contains msg if some msg in grounds
 # as an agent (or the reverse) is a misissued credential.
 #
 # Every ground requires a registered principal, so an unknown one is never
-# allowed: its deny sits with the catch-all below, behind `not allow`, which
+# allowed: its deny sits with the catch-all below, behind `allow == false`, which
 # an allowed request passes in one step.
 refusal := unknown_principal if not lib.known
 
@@ -76,7 +78,7 @@ deny contains msg if {
 # for one not registered, not_allowed for a registered one. (Routes without
 # a segment already have theirs.)
 deny contains msg if {
-	not allow
+	allow == false # not allow (allow is true or, by default, false)
 	msg := refusal
 }
 

@@ -13,13 +13,13 @@ import data.zt.lib
 
 deny contains msg if {
 	input.resource.segment == "training"
-	lib.record.profile == "inference-server"
+	lib.profiles[input.principal.id] == "inference-server"
 	msg := inference_denied
 }
 
 deny contains msg if {
 	input.resource.segment == "deployment"
-	lib.record.profile == "inference-server"
+	lib.profiles[input.principal.id] == "inference-server"
 	msg := inference_denied
 }
 

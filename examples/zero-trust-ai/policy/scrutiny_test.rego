@@ -169,3 +169,41 @@ test_agent_from_unusual_network_denied if {
 test_agent_judged_by_own_context if {
 	f.allowed(f.as_agent(f.planner, f.alice, "chat.completions", f.chat("gpt-4o")))
 }
+
+# --- calm is the usual context and a low risk ---------------------------------------
+
+# scrutiny.rego writes lib.usual_context's lookups out in calm; the two must
+# agree on every signal, for every kind of caller.
+calm_agrees(inp) if is_calm(inp) == expected_calm(inp)
+
+expected_calm(inp) if {
+	data.zt.lib.usual_context with input as inp
+	inp.context.risk < 0.5
+}
+
+else := false
+
+is_calm(inp) if authz.calm with input as inp
+
+else := false
+
+test_calm_is_usual_context_and_low_risk if {
+	agent := f.as_agent(f.planner, f.alice, "chat.completions", f.chat("gpt-4o"))
+	every inp in [
+		alice_chat,
+		agent,
+		f.with_context(alice_chat, {"networks": ["guest-wifi"]}),
+		f.with_context(alice_chat, {"networks": []}),
+		f.with_context(alice_chat, {"networks": ["guest-wifi", "office"]}),
+		f.with_context(alice_chat, {"geo": {"country": "US"}}),
+		f.with_context(alice_chat, {"geo": {"country": ""}}),
+		f.with_context(alice_chat, {"local_hour": 3}),
+		f.with_context(alice_chat, {"local_hour": 20}),
+		f.with_context(alice_chat, {"risk": 0.5}),
+		f.with_context(alice_chat, {"risk": 0.49}),
+		f.with_context(agent, {"networks": ["office"]}),
+		object.union(alice_chat, {"principal": {"id": "mallory@example.org"}}),
+	] {
+		calm_agrees(inp)
+	}
+}

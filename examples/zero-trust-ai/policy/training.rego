@@ -11,7 +11,7 @@ package warden.authz
 import data.zt.lib
 
 deny contains msg if {
-	lib.record.profile == "training-writer"
+	lib.profiles[input.principal.id] == "training-writer"
 	not training_write
 	msg := sprintf("training service %s may only write training data (http.post or http.put on segment training), not %s on segment %q", [input.principal.id, input.action, input.resource.segment])
 }

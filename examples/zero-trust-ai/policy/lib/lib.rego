@@ -22,6 +22,19 @@ user := u if {
 	u.kind == "user"
 }
 
+# profiles[id] is the profile of a principal that has one (training.rego,
+# inference.rego): record.profile, looked up without evaluating record.
+profiles[id] := p.profile if some id, p in catalog.principals
+
+# users holds the ids of the registered users: for an agent, user is
+# defined exactly when users[input.principal.on_behalf_of] is. It reads only
+# the catalog, so warden computes it at load (see "tables computed at load"
+# below) and the check is one lookup.
+users contains id if {
+	some id, p in catalog.principals
+	p.kind == "user"
+}
+
 # --- usual context -------------------------------------------------------------
 
 # usual_context: network, country and local hour are all usual for the
@@ -157,6 +170,26 @@ delegated_tools[id][user] := agent.tools & u.tools if {
 delegated_tools[id][""] := agent.tools if {
 	some id, agent in catalog.principals
 	agent.kind == "agent"
+}
+
+# plain_calls[id][segment][action] holds when the call neither goes to an
+# unknown segment nor crosses segments without a flow (segments.rego, "the
+# usual call"): the segment is a known one, and it is the principal's home
+# (for the actions the principal is entitled to there) or a flow allows the
+# action from the home into it. A call not in the table is not denied for
+# that: it goes through the segment rules.
+plain_calls[id][segment][action] if {
+	some id, p in catalog.principals
+	some segment, actions in catalog.flows[p.home]
+	catalog.segments[segment]
+	some action in actions
+}
+
+plain_calls[id][segment][action] if {
+	some id, p in catalog.principals
+	segment := p.home
+	catalog.segments[segment]
+	some action in p.entitlements[segment]
 }
 
 # token_caps[id] is the max_tokens cap of a principal's own (agents.rego).
