@@ -15,7 +15,9 @@
 // used from (new, ua: a new one copying the victim's User-Agent, replay:
 // the victim's, population: one drawn by popularity); -stolen-at when (night:
 // 01:00–04:00 of the owner's time zone; day: the owner's office hours,
-// often while the owner is active too). -v prints the misses, false alarms
+// often while the owner is active too); -stolen-usage how (mimic: with the
+// owner's models, sizes and prompt style; own: with the attacker's own
+// habits). -v prints the misses, false alarms
 // by driving features and a sample of them; -trace user-0042 writes one
 // principal's requests and anomalies to stderr.
 package main
@@ -42,12 +44,16 @@ func main() {
 	client := flag.String("client", behaviorsim.ClientTLS, "what the engine learns of the client software: tls (TLS fingerprint and User-Agent), ua (User-Agent only: a plaintext listener) or off")
 	stolen := flag.String("stolen-client", behaviorsim.StolenNew, "the stolen credential's client: new (never used by the principal), ua (new, with the victim's User-Agent), replay (the victim's TLS fingerprint and User-Agent) or population (drawn by popularity)")
 	stolenAt := flag.String("stolen-at", behaviorsim.StolenNight, "when the stolen credential is used: night (01:00-04:00 of the owner's time zone) or day (the owner's office hours: often concurrently with the owner)")
+	usage := flag.String("stolen-usage", behaviorsim.StolenMimic, "how the stolen credential is used: mimic (the owner's models, sizes and prompt style) or own (the attacker's own habits, a user profile drawn like any other)")
 	only := flag.String("only", "", "comma-separated attack kinds to inject (default all)")
 	verbose := flag.Bool("v", false, "print misses and false alarms by driving features")
 	trace := flag.String("trace", "", "write the requests of this principal (e.g. user-0042) and the engine's verdicts to stderr")
 	flag.Parse()
 	fmt.Printf("command: go run ./bench/behavior -seeds %s -heldout %s -principals %d -days %d -attacks %d -threshold %g -client %s -stolen-client %s -stolen-at %s",
 		*seeds, *heldout, *principals, *days, *attacks, *threshold, *client, *stolen, *stolenAt)
+	if *usage != behaviorsim.StolenMimic {
+		fmt.Printf(" -stolen-usage %s", *usage)
+	}
 	if *only != "" {
 		fmt.Printf(" -only %s", *only)
 	}
@@ -57,7 +63,7 @@ func main() {
 		kinds = strings.Split(*only, ",")
 	}
 	sc := simConfig{principals: *principals, days: *days, attacks: *attacks, threshold: *threshold, client: *client,
-		stolen: *stolen, stolenAt: *stolenAt, only: kinds, verbose: *verbose, trace: *trace}
+		stolen: *stolen, stolenAt: *stolenAt, usage: *usage, only: kinds, verbose: *verbose, trace: *trace}
 	for _, g := range []struct{ name, list string }{{"train seeds", *seeds}, {"held-out seeds", *heldout}} {
 		if g.list == "" {
 			continue
@@ -76,6 +82,7 @@ type simConfig struct {
 	principals, days, attacks int
 	threshold                 float64
 	client, stolen, stolenAt  string
+	usage                     string
 	only                      []string
 	verbose                   bool
 	trace                     string
@@ -90,7 +97,7 @@ func run(seeds []uint64, c simConfig) {
 	for _, seed := range seeds {
 		r, err := behaviorsim.Run(behaviorsim.Config{Seed: seed, Principals: c.principals, Days: c.days,
 			AttacksPer: c.attacks, Only: c.only, Engine: behavior.Options{Threshold: c.threshold},
-			Client: c.client, StolenClient: c.stolen, StolenAt: c.stolenAt, Trace: c.trace, TraceOut: os.Stderr})
+			Client: c.client, StolenClient: c.stolen, StolenAt: c.stolenAt, StolenUsage: c.usage, Trace: c.trace, TraceOut: os.Stderr})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

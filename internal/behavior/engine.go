@@ -131,12 +131,12 @@ const (
 	famNetwork      = 3    // a network used in fewer hours than this is unfamiliar
 	numNets         = 6
 	numClients      = 4
-	clientInc       = 2 // new_client's evidence per request from a new client on a new network
-	clientIncUA     = 1 // … when the client is known by its User-Agent only (no TLS at warden)
-	clientHours     = 3 // … once the principal has been active in this many hours (from 1 at a rare hour)
-	youngAllow      = 2 // … and, before, at an hour e^2 times rarer than in a uniform day by its kind's profile
-	centreHours     = 3 // the hours profile is aligned on a principal's centre once it has this many active hours
-	runHours        = 3 // a new network or client counts when its run of consecutive active hours ends, or after this many
+	clientInc       = 2   // new_client's evidence per request from a new client on a new network
+	clientIncUA     = 1   // … when the client is known by its User-Agent only (no TLS at warden)
+	clientHours     = 3   // … once the principal has been active in this many hours (from 1 at a rare hour)
+	youngAllow      = 1.5 // … and, before, at an hour e^1.5 times rarer than in a uniform day by its kind's profile
+	youngNetAllow   = 2   // a young principal's new network counts from an hour e^2 times rarer (new_network_off_hours)
+	runHours        = 3   // a new network or client counts when its run of consecutive active hours ends, or after this many
 	numModels       = 4
 	numTools        = 4
 	numPrompts      = 4
@@ -318,6 +318,14 @@ func staticPrior(kind int) prior {
 	return p
 }
 
+// The users' static hours profile has an evening shoulder this many hours
+// after the centre, of this weight relative to the centre's bell.
+const (
+	eveningAfter  = 6
+	eveningWidth  = 1.5
+	eveningWeight = 0.3
+)
+
 // staticHours is the initial hours profile of a kind, by offset from a
 // principal's centre of activity (index 0: the centre hour, 23: an hour
 // before it): people and their agents are active for some hours around
@@ -331,6 +339,14 @@ func staticHours(kind int) [24]float32 {
 		if kind == kindUser || kind == kindAgent || kind == kindOther {
 			x := float64(min(d, 24-d)) / 3
 			v = float32(math.Exp(-x*x/2)) + 0.005
+		}
+		if kind == kindUser {
+			// People also work in the evening, some hours after their
+			// centre, and hardly ever in the hours before their day
+			// begins: an evening shoulder (without it, a new user's first
+			// evening at home looked as rare as a night).
+			y := float64(min((d-eveningAfter+24)%24, (eveningAfter-d+24)%24)) / eveningWidth
+			v += eveningWeight * float32(math.Exp(-y*y/2))
 		}
 		h[d] = v
 		sum += v
@@ -410,6 +426,7 @@ const (
 	flagGraduated = 1 // the warm-up is over
 	flagPending   = 2 // the current hour (hourSlot) is to be counted when the next begins
 	flagDup       = 4 // the last prompt was a near duplicate of one before it
+	flagRareNew   = 8 // the current hour saw a network never used before, at an hour rare for the principal
 	noCentre      = 255
 )
 
@@ -682,8 +699,13 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 		cont := slot == st.hourSlot+1 && st.run < runHours
 		var carryNet, carryClient uint8
 		if st.flags&flagPending != 0 && !suspect {
-			carryNet, carryClient = e.countHour(st, cont && st.cusum[fAccess]+st.cusum[fClient] > 0)
+			// Carried: evidence against the hour's new network or client,
+			// or a new network at a rare hour (evidence that the warm-up,
+			// which does not judge networks, has not gathered).
+			carry := st.cusum[fAccess]+st.cusum[fClient] > 0 || st.flags&flagRareNew != 0
+			carryNet, carryClient = e.countHour(st, cont && carry)
 		}
+		st.flags &^= flagRareNew
 		if cont {
 			st.run++
 		} else {
@@ -772,7 +794,11 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 				p0 = pr.p[b]
 			}
 			p0 = min(max(p0, pMin), pMax)
-			inc[rateFeature[b]], has[rateFeature[b]] = bernoulliStep(ev[b], p0, altRate(p0)), true
+			p1 := altRate(p0)
+			if rateFeature[b] == fPrompt {
+				p1 = altRateBy(p0, promptAltFactor)
+			}
+			inc[rateFeature[b]], has[rateFeature[b]] = bernoulliStep(ev[b], p0, p1), true
 			if ev[b] && p0 >= pSat {
 				// The event is already the rule: it cannot rise enough to
 				// mean anything, and a baseline a little below the true
@@ -801,7 +827,7 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 		}
 		c := float32(st.hours[(hour+23)%24]) + 2*float32(st.hours[hour]) + float32(st.hours[(hour+1)%24])
 		pop := float32(1.0 / 24)
-		if st.hourCentre != noCentre && active >= centreHours {
+		if st.hourCentre != noCentre {
 			pop = math.Float32frombits(e.hourPop[st.kind][(hour-int(st.hourCentre)+24)%24].Load())
 		}
 		hourShare = (c/4 + hourSmooth + hourPriorN*pop) / (total + 24*hourSmooth + hourPriorN)
@@ -823,6 +849,27 @@ func (e *Engine) score(st *state, o *Observation, at time.Time, netKey uint64, p
 				}
 			}
 		}
+	} else if st.kind != kindNetwork && known >= 0 && st.hourCentre != noCentre {
+		// A principal seen for less than 3 days has no hours of its own to
+		// speak of, but its kind's profile aligned on the hours it has
+		// been active in says which hours are far from its day: a new
+		// network there counts (from e^2 times rarer than a uniform day; a
+		// young principal's new client on a new network from e^1.5: its
+		// own client is more often its owner). Without it, a credential
+		// stolen in its first days and used from the victim's own client
+		// software was judged by nothing but volume.
+		rarity := e.youngRarity(st, hour)
+		hourShare = float32(math.Exp(-float64(rarity))) / 24
+		inc[fAccess], has[fAccess] = -1, true
+		if known == 0 {
+			inc[fAccess] = min(max(rarity-youngNetAllow, -1), 3)
+			if knownClient > 0 && inc[fAccess] > 0 {
+				inc[fAccess] *= knownClientPace
+			}
+		}
+	}
+	if known == 0 && inc[fAccess] > 0 {
+		st.flags |= flagRareNew
 	}
 	// New client on a new network: the stolen credential used from the
 	// attacker's own machine. Either alone is common (a browser update, a

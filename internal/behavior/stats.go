@@ -68,13 +68,28 @@ func bernoulliStep(event bool, p0, p1 float32) float32 {
 // non-events altFactor times rarer. (A rise to a fixed rate below 1 would
 // be below the baseline of a principal whose events are already that
 // common, and its CUSUM would drift upwards.)
-func altRate(p0 float32) float32 {
-	return max(pAlt, min(altFactor*p0, 1-(1-p0)/altFactor))
+func altRate(p0 float32) float32 { return altRateBy(p0, altFactor) }
+
+// altRateBy is altRate with another factor for a rare event (a common
+// event's non-events are still tested against altFactor times fewer).
+func altRateBy(p0, factor float32) float32 {
+	return max(pAlt, min(factor*p0, 1-(1-p0)/altFactor))
 }
 
 const (
 	pAlt      = 0.5
 	altFactor = 6
+	// promptAltFactor is the rise near-duplicate prompts are tested
+	// against. Probing with a short template (15 words, 1–3 changed) makes
+	// only about two in three prompts near duplicates of one of the last
+	// 4: from a baseline of 15% that is a fourfold rise, which a test
+	// against a sixfold one (85%) barely sees — its statistic drifts
+	// upwards only above a rate of 48%, and the baseline creeps up while
+	// the probing goes on. Against a threefold rise (at least pAlt) the
+	// statistic drifts upwards from a rate of about 30%. A common event
+	// (a templated service's near duplicates) is still tested against
+	// six times fewer non-events: runs of a template come by chance.
+	promptAltFactor = 3
 )
 
 // fastLn is ln(x) to about 1e-5 for x > 0 (exponent plus a short series

@@ -66,6 +66,12 @@ type Config struct {
 	// StolenDay (during the owner's office hours, often while the owner
 	// is also at work from the office network: concurrent use).
 	StolenAt string
+	// StolenUsage is how the stolen credential is used: StolenMimic
+	// (default: like its owner — the owner's models, prompt and output
+	// sizes, error rates and prompt style, the hardest case) or StolenOwn
+	// (with the attacker's own habits: a user profile drawn like any
+	// other, its own models, sizes and prompts).
+	StolenUsage string
 	// Trace, when set, names a principal whose requests (with its risk
 	// and the anomalies they raise) are written to TraceOut: a diagnostic.
 	Trace    string
@@ -85,6 +91,9 @@ const (
 
 	StolenNight = "night"
 	StolenDay   = "day"
+
+	StolenMimic = "mimic"
+	StolenOwn   = "own"
 )
 
 // Result is what a run measured.
@@ -303,6 +312,11 @@ func Run(cfg Config) (*Result, error) {
 	case "", StolenNight, StolenDay:
 	default:
 		return nil, fmt.Errorf("behaviorsim: stolen at %q: want %s or %s", cfg.StolenAt, StolenNight, StolenDay)
+	}
+	switch cfg.StolenUsage {
+	case "", StolenMimic, StolenOwn:
+	default:
+		return nil, fmt.Errorf("behaviorsim: stolen usage %q: want %s or %s", cfg.StolenUsage, StolenMimic, StolenOwn)
 	}
 	s := &sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)),
 		epoch: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)} // a Monday
@@ -887,6 +901,20 @@ func (s *sim) agentDay(out []req, pi int32, p *principal, d int, dayStart time.T
 	return out
 }
 
+// attackerProfile is the usage of a stolen credential's attacker with
+// habits of its own: a user drawn like the simulation's users (its models,
+// prompt and output sizes, denial and error rates), with no prompt history.
+func (s *sim) attackerProfile() *principal {
+	a := &principal{kind: user}
+	for j := 0; j < 1+s.rng.IntN(3); j++ {
+		a.models = append(a.models, uint16(1+s.rng.IntN(modelsCount)))
+	}
+	a.tokIn, a.tokOut = s.lognormal(200, 0.6), s.lognormal(250, 0.5)
+	a.sigma = 0.5 + 0.4*s.rng.Float64()
+	a.denyP, a.errP = 0.003+0.02*s.rng.Float64(), 0.003+0.01*s.rng.Float64()
+	return a
+}
+
 // attackDay adds the requests of attack ai that fall on this day (attacks
 // are generated whole on their first day).
 func (s *sim) attackDay(out []req, ai int, a *attack, dayStart time.Time) []req {
@@ -937,10 +965,18 @@ func (s *sim) attackDay(out []req, ai int, a *attack, dayStart time.Time) []req 
 		}
 	case Stolen:
 		net := s.newNet()
+		up := p // whose habits the requests follow
+		if s.cfg.StolenUsage == StolenOwn {
+			// The attacker's own habits, from its own random stream.
+			saved := s.rng
+			s.rng = rand.New(rand.NewPCG(s.cfg.Seed^uint64(ai+1)*0x9E3779B97F4A7C15, 0xa77ac4))
+			defer func() { s.rng = saved }()
+			up = s.attackerProfile()
+		}
 		for i := 0; i < 100; i++ {
 			r := req{net: net}
-			s.benign(p, &r)
-			r.prompt = s.diversePrompt(p)
+			s.benign(up, &r)
+			r.prompt = s.diversePrompt(up)
 			add(r, 10+50*s.rng.Float64())
 		}
 	case DenialSpike:

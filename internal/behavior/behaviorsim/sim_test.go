@@ -80,3 +80,34 @@ func TestStolenAt(t *testing.T) {
 		t.Fatal("StolenAt noon accepted")
 	}
 }
+
+// TestStolenUsage: a stolen credential used with the attacker's own habits
+// (its own models, sizes and prompts) is detected at least as well as one
+// that mimics its owner; the attacker's draws come from their own random
+// stream. An unknown StolenUsage is refused.
+func TestStolenUsage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulation")
+	}
+	for _, tc := range []struct {
+		usage  string
+		client string
+	}{{StolenMimic, StolenReplay}, {StolenOwn, StolenReplay}} {
+		t.Run(tc.usage, func(t *testing.T) {
+			t.Parallel()
+			r, err := Run(Config{Seed: 13, Principals: 150, Days: 8, AttacksPer: 10, Only: []string{Stolen},
+				StolenClient: tc.client, StolenUsage: tc.usage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := r.Attacks[Stolen]
+			if a.Instances != 10 || a.Within(50) < 8 {
+				t.Fatalf("%d of %d detected within 50 requests (until: %v)", a.Within(50), a.Instances, a.Until)
+			}
+			t.Logf("%s, %s client: %d/%d within 50, median %d", tc.usage, tc.client, a.Within(50), a.Instances, a.Median())
+		})
+	}
+	if _, err := Run(Config{Seed: 1, Days: 8, StolenUsage: "polite"}); err == nil {
+		t.Fatal("StolenUsage polite accepted")
+	}
+}
