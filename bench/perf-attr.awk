@@ -15,8 +15,8 @@ function classify(s) {
 		return "goroutine stack growth"
 	if (s ~ /audit\.\(\*Log\)\.run|audit\.\(\*Log\)\.writeBatch|audit\.\(\*Log\)\.commit/)
 		return "audit writer: chain, write, fsync"
-	if (s ~ /policy\.\(\*Engine\)|policy\.NewInput|policy\.\(\*Input\)|policy\.EnforceObligations/)
-		return "policy: OPA evaluation"
+	if (s ~ /policy\.\(\*Engine\)|policy\.NewInput|policy\.\(\*Input\)|policy\.EnforceObligations|policy\.\(\*Stage\)\.decide|policy\.memoKey|policy\.newInput/)
+		return "policy: OPA evaluation and decision memo"
 	if (s ~ /httputil\.\(\*ReverseProxy\)|persistConn|net\/http\.\(\*Transport\)/)
 		return "reverse proxy and upstream HTTP client"
 	if (s ~ /audit\.\(\*Log\)\.Append|audit\.\(\*Stage\)\.record|audit\.encode|audit\.normalize/)

@@ -645,7 +645,7 @@ CMD+=" bash bench/run.sh"
 		if [[ $RATE_GEN == open ]]; then
 			echo "Open loop (bench/openload): Poisson arrivals at $RATE req/s over at most ${CONNS%% *} keep-alive connections; each latency counts from the request's due time (or from when the generator sent it, if the generator itself was late), so waiting for a busy connection counts."
 		else
-			echo "Closed loop (wrk delay()): each connection waits ${CONNS%% *}000/$RATE ms (whole ms) after every response. The connections fall into step, so requests arrive in bursts of up to ${CONNS%% *}."
+			echo "Closed loop (wrk delay()): each connection waits ${CONNS%% *}000/$RATE ms (whole ms) after every response. A connection's next request waits for its last response (closed loop), so a slower target is offered less load and requests bunch on timer ticks."
 		fi
 		echo
 		echo "| target | req/s achieved | p50 ms | p90 ms | p99 ms | max ms | proxy CPU µs/req | other CPU % |"
