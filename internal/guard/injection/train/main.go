@@ -29,6 +29,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -89,6 +90,7 @@ type options struct {
 	floor                    float64 // L2 strength below the priors (0: mu)
 	probe                    string  // files of texts (one per line) to score with the mean of the fold models, for error analysis
 	misses                   bool    // print missed-attack counts by family, variant and language
+	oofOut                   string  // write the chosen configuration's out-of-fold scores here (JSON lines), for analysis
 	missText                 string  // print the out-of-fold missed training attacks whose family, variant or language contains this
 }
 
@@ -139,6 +141,7 @@ func run(args []string, w io.Writer) error {
 	fs.Float64Var(&o.mu, "mu", 1e-3, "L2 strength pulling the rule weights towards their hand-set priors")
 	fs.Float64Var(&o.floor, "rule-floor", 0, "L2 strength below a rule's prior (large: the prior is a floor the weight cannot be trained below; 0: -mu on both sides)")
 	fs.BoolVar(&o.misses, "misses", false, "print missed-attack counts by family, attack variant and language (out of fold; with -eval, the evaluated split: counts only)")
+	fs.StringVar(&o.oofOut, "oof-out", "", "write the out-of-fold score of every training row (family, variant, label, folded length, logit, threshold) to this JSON-lines file, for error analysis")
 	fs.StringVar(&o.missText, "miss-text", "", "print the texts of out-of-fold missed training attacks whose family, variant or language contains this (training split only)")
 	fs.IntVar(&missChars, "miss-chars", 300, "characters of each text -miss-text prints")
 	fs.BoolVar(&o.cvOnly, "cv-only", false, "stop after cross-validation (and -loso): no final fit, no validation")
@@ -796,6 +799,19 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	fmt.Fprintf(w, "chosen: lambda %.0e (highest out-of-fold recall at the FPR target), logit threshold %.4f\n", best.h.lambda, best.threshold)
 	if o.dump > 0 {
 		dump(w, o, l, trainRows, best, o.dump)
+	}
+	if o.oofOut != "" {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		for i, p := range trainRows {
+			if err := enc.Encode(map[string]any{"family": p.row.Family(), "variant": p.row.Variant, "attack": p.row.Attack,
+				"n": p.a.N, "long": o.cfg.IsLong(p.a.N), "logit": best.oof[i], "threshold": best.threshold}); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(o.oofOut, b.Bytes(), 0o644); err != nil {
+			return err
+		}
 	}
 	if o.misses || o.missText != "" {
 		rs := make([]*dataset.Row, len(trainRows))
