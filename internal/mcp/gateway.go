@@ -216,13 +216,12 @@ func (s messageStage) Handle(ex *gateway.Exchange, next func(*gateway.Exchange) 
 		}
 	}
 	if sid != "" {
-		if err := g.Sessions.Check(ex.Route.Name, sid, ex.Principal); err != nil {
+		if err := g.Sessions.check(ex.Route.Name, sid, ex.Principal, r.Header.Get(protocolHeader)); err != nil {
 			if errors.Is(err, errSessionEndedNow) {
 				g.endUpstream(ex, sid) // the session ended here just now
 			}
 			return sessionError(err)
 		}
-		g.Sessions.notedProtocol(ex.Route.Name, sid, r.Header.Get(protocolHeader))
 	}
 	if ex.Action == ActionToolsCall && g.Pins != nil && !g.Pins.Callable(ex.Route.Name, ex.Tool) {
 		return mcpErr(http.StatusForbidden, CodeToolNotApproved,

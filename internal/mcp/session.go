@@ -138,19 +138,6 @@ func (s *Sessions) bind(rt *gateway.Route, path *url.URL, id string, p *gateway.
 	return nil
 }
 
-// notedProtocol records the protocol version a client used in session id,
-// for warden's own requests in that session.
-func (s *Sessions) notedProtocol(route, id, version string) {
-	if version == "" {
-		return
-	}
-	s.mu.Lock()
-	if cur, ok := s.m[routeKey(route, id)]; ok && cur.protocol != version && len(version) <= 64 {
-		cur.protocol = version
-	}
-	s.mu.Unlock()
-}
-
 // end marks the session ended: it stays, until idle, to be answered as
 // revoked, and forgets its id and credential check.
 func (cur *session) end() {
@@ -213,6 +200,12 @@ func (s *Sessions) Sweep() []sweptSession {
 // opening credential failed is ended: that Check and every later one
 // return ErrSessionRevoked (the first wrapped in errSessionEndedNow).
 func (s *Sessions) Check(route, id string, p *gateway.Principal) error {
+	return s.check(route, id, p, "")
+}
+
+// check is Check that also records protocol, the Mcp-Protocol-Version the
+// client used ("" : none), for warden's own requests in the session.
+func (s *Sessions) check(route, id string, p *gateway.Principal, protocol string) error {
 	now := s.now()
 	k := routeKey(route, id)
 	s.mu.Lock()
@@ -234,6 +227,9 @@ func (s *Sessions) Check(route, id string, p *gateway.Principal) error {
 		return ErrSessionRevoked
 	}
 	cur.last = now
+	if protocol != "" && cur.protocol != protocol && len(protocol) <= 64 {
+		cur.protocol = protocol
+	}
 	reval := cur.revalidate
 	s.mu.Unlock()
 	if reval == nil || reval(now) == nil {

@@ -120,6 +120,23 @@ var defaultBuiltins = func() map[string]*ast.Builtin {
 	return m
 }()
 
+// pureCall reports whether calling op can only give a result of its
+// arguments: op is a function of the policy (data.…, whose own body the
+// caller checks), or one of OPA's built-ins that is deterministic by OPA's
+// account and neither reads the clock nor prints (impureBuiltins). A
+// function registered by a program is not pure.
+func pureCall(op *ast.Term) bool {
+	ref, isRef := op.Value.(ast.Ref)
+	if !isRef {
+		return false
+	}
+	if ref[0].Equal(ast.DefaultRootDocument) {
+		return true
+	}
+	b := defaultBuiltins[ref.String()]
+	return b != nil && !b.Nondeterministic && !impureBuiltins[b.Name]
+}
+
 // pure reports whether r (with its else chain) reads neither input nor an
 // impure rule, calls only deterministic built-ins, and has no `with`.
 func (p *purity) pure(r *ast.Rule) bool {
@@ -134,20 +151,7 @@ func (p *purity) pure(r *ast.Rule) bool {
 
 func (p *purity) local(r *ast.Rule) bool {
 	ok := true
-	call := func(op *ast.Term) {
-		ref, isRef := op.Value.(ast.Ref)
-		if !isRef {
-			ok = false
-			return
-		}
-		if ref[0].Equal(ast.DefaultRootDocument) {
-			return // a function of the policy: its rules are checked as a data reference
-		}
-		b := defaultBuiltins[ref.String()]
-		if b == nil || b.Nondeterministic || impureBuiltins[b.Name] {
-			ok = false
-		}
-	}
+	call := func(op *ast.Term) { ok = ok && pureCall(op) } // a policy function's rules are checked as a data reference
 	vis := ast.NewGenericVisitor(func(x any) bool {
 		if !ok {
 			return true

@@ -141,20 +141,7 @@ func copyJSON(v any) any {
 // prints (impureBuiltins).
 func memoizable(modules map[string]*ast.Module) bool {
 	ok := true
-	call := func(op *ast.Term) {
-		ref, isRef := op.Value.(ast.Ref)
-		if !isRef {
-			ok = false
-			return
-		}
-		if ref[0].Equal(ast.DefaultRootDocument) {
-			return // a function of the policy: its body is walked too
-		}
-		b := defaultBuiltins[ref.String()]
-		if b == nil || b.Nondeterministic || impureBuiltins[b.Name] {
-			ok = false
-		}
-	}
+	call := func(op *ast.Term) { ok = ok && pureCall(op) } // a policy function's body is walked too
 	vis := ast.NewGenericVisitor(func(x any) bool {
 		if !ok {
 			return true
@@ -192,19 +179,12 @@ func memoKey(b []byte, in *Input, use *fieldSet) ([]byte, bool) {
 	p, r, c := &in.Principal, &in.Resource, &in.Context
 	str := func(f field, s string) {
 		if use[f] {
-			b = append(b, byte(f))
-			b = binary.AppendUvarint(b, uint64(len(s)))
-			b = append(b, s...)
+			b = appendStr(append(b, byte(f)), s)
 		}
 	}
 	strs := func(f field, ss []string) {
 		if use[f] {
-			b = append(b, byte(f))
-			b = binary.AppendUvarint(b, uint64(len(ss)))
-			for _, s := range ss {
-				b = binary.AppendUvarint(b, uint64(len(s)))
-				b = append(b, s...)
-			}
+			b = appendStrs(append(b, byte(f)), ss)
 		}
 	}
 	i64 := func(f field, i int64) {
@@ -272,9 +252,7 @@ func memoKey(b []byte, in *Input, use *fieldSet) ([]byte, bool) {
 		}
 	}
 	if use[fAction] {
-		b = append(b, byte(fAction))
-		b = binary.AppendUvarint(b, uint64(len(in.Action)))
-		b = append(b, in.Action...)
+		b = appendStr(append(b, byte(fAction)), in.Action)
 	}
 	if use[fResource] {
 		b = append(b, byte(fResource))
@@ -307,10 +285,7 @@ func memoKey(b []byte, in *Input, use *fieldSet) ([]byte, bool) {
 		strs(fNetworks, c.Networks)
 		if use[fGeo] {
 			b = append(b, byte(fGeo))
-			for _, s := range [...]string{c.Geo.Country, c.Geo.City, c.Geo.Org} {
-				b = binary.AppendUvarint(b, uint64(len(s)))
-				b = append(b, s...)
-			}
+			b = appendStrs(b, []string{c.Geo.Country, c.Geo.City, c.Geo.Org})
 			b = binary.AppendUvarint(b, uint64(c.Geo.ASN))
 		}
 		if use[fPosture] {
@@ -345,22 +320,28 @@ func memoKey(b []byte, in *Input, use *fieldSet) ([]byte, bool) {
 		b = binary.AppendUvarint(b, uint64(len(in.Grants)))
 		for i := range in.Grants {
 			g := &in.Grants[i]
-			for _, s := range [...]string{g.ID, g.Action, g.Segment, g.Resource, g.RequestedBy, g.ApprovedBy} {
-				b = binary.AppendUvarint(b, uint64(len(s)))
-				b = append(b, s...)
-			}
+			b = appendStrs(b, []string{g.ID, g.Action, g.Segment, g.Resource, g.RequestedBy, g.ApprovedBy})
 			tm(g.ExpiresAt, time.UTC)
 		}
 	}
 	if use[fSanctions] {
-		b = append(b, byte(fSanctions))
-		b = binary.AppendUvarint(b, uint64(len(in.Sanctions)))
-		for _, s := range in.Sanctions {
-			b = binary.AppendUvarint(b, uint64(len(s)))
-			b = append(b, s...)
-		}
+		b = appendStrs(append(b, byte(fSanctions)), in.Sanctions)
 	}
 	return b, true
+}
+
+// appendStr appends s with its length first.
+func appendStr(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// appendStrs appends the number of strings, then each with appendStr.
+func appendStrs(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendStr(b, s)
+	}
+	return b
 }
 
 // memoKeys are key buffers, reused.

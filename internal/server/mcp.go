@@ -75,13 +75,13 @@ func (s *Server) buildMCP(ctx context.Context, cfg *config.Config, guards *inspe
 	return g, nil
 }
 
-// Actions of warden's own requests to MCP servers in the audit log.
+// Codes of warden's own requests to MCP servers in the audit log; their
+// action is "mcp." and what the request was for (mcp.OwnRequest.What):
+// mcp.session_end, mcp.server_request_refused.
 const (
-	actionMCPSessionEnd    = "mcp.session_end"
-	actionMCPRefuseRequest = "mcp.server_request_refused"
-	codeOwnRequest         = "warden_request"
-	codeOwnRequestNotSent  = "warden_request_not_sent"
-	codeOwnRequestFailed   = "warden_request_failed"
+	codeOwnRequest        = "warden_request"
+	codeOwnRequestNotSent = "warden_request_not_sent"
+	codeOwnRequestFailed  = "warden_request_failed"
 )
 
 // ownRequestRecord is the audit record of one of warden's own requests to
@@ -89,20 +89,13 @@ const (
 // answer is UpstreamStatus, Principal is the principal whose exchange
 // caused it, and Reason names that exchange's request id and the outcome.
 func ownRequestRecord(r mcp.OwnRequest) *audit.Record {
-	action := "mcp." + r.What
-	switch r.What {
-	case "session_end":
-		action = actionMCPSessionEnd
-	case "server_request_refused":
-		action = actionMCPRefuseRequest
-	}
 	rec := &audit.Record{
 		Time:           r.Start,
 		RequestID:      r.ID,
 		Principal:      audit.PrincipalOf(r.Principal),
 		Method:         r.Method,
 		Path:           r.Path,
-		Action:         action,
+		Action:         "mcp." + r.What,
 		Resource:       &audit.Resource{Route: r.Route, API: gateway.APIMCP, MCPSession: r.Session},
 		Code:           codeOwnRequest,
 		Upstream:       audit.SafeURL(r.Upstream),
