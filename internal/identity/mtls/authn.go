@@ -347,7 +347,7 @@ func pathHasPrefix(path, prefix string) bool {
 
 // spiffeIDOf returns the leaf's SPIFFE ID. hasID is false when no URI SAN
 // has the spiffe scheme. A leaf with a SPIFFE URI SAN must be a well-formed
-// X.509-SVID: exactly one URI SAN, a valid SPIFFE ID.
+// X.509-SVID: exactly one URI SAN, a valid SPIFFE ID with a path.
 func spiffeIDOf(leaf *x509.Certificate) (id spiffeid.ID, hasID bool, err error) {
 	n := 0
 	for _, u := range leaf.URIs {
@@ -364,6 +364,11 @@ func spiffeIDOf(leaf *x509.Certificate) (id spiffeid.ID, hasID bool, err error) 
 	id, err = x509svid.IDFromCert(leaf)
 	if err != nil {
 		return spiffeid.ID{}, true, fmt.Errorf("certificate has a malformed SPIFFE ID: %w", err)
+	}
+	if id.Path() == "" {
+		// X.509-SVID §3.1, §5.2: a leaf's SPIFFE ID has a non-root path;
+		// the bare trust domain ID names the trust domain, not a workload.
+		return spiffeid.ID{}, true, fmt.Errorf("certificate's SPIFFE ID %s has no path: it names a trust domain, not a workload", id)
 	}
 	return id, true, nil
 }
