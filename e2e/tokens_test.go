@@ -172,6 +172,33 @@ obligations := {"require_mfa": true} if input.action == "embeddings"
 		}
 	})
 
+	t.Run("a token derived from a revoked API key is refused", func(t *testing.T) {
+		out, errOut, code := runCLI(t, "keys", "create", "--store", e.keysPath, "--subject", "batch-svc", "--kind", "service",
+			"--scopes", "inference:*,control:token.exchange", "--json")
+		if code != 0 {
+			t.Fatalf("keys create: %s", errOut)
+		}
+		var svc struct{ Key, ID string }
+		must(t, json.Unmarshal([]byte(out), &svc))
+		waitFor("service key active", 200, func() int { s, _, _ := do("GET", "/v1/models", svc.Key, "", ""); return s })
+		form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "scope": {"inference:models.list"}}
+		status, _, b := do("POST", "/v1/warden/token", svc.Key, "application/x-www-form-urlencoded", form.Encode())
+		var tr struct {
+			AccessToken string `json:"access_token"`
+		}
+		if status != 200 || json.Unmarshal(b, &tr) != nil || tr.AccessToken == "" {
+			t.Fatalf("self exchange: %d %s", status, b)
+		}
+		if s, _, b := do("GET", "/v1/models", tr.AccessToken, "", ""); s != 200 {
+			t.Fatalf("derived token refused: %d %s", s, b)
+		}
+		if _, errOut, code := runCLI(t, "keys", "revoke", "--store", e.keysPath, svc.ID); code != 0 {
+			t.Fatalf("keys revoke: %s", errOut)
+		}
+		waitFor("revoked key", 401, func() int { s, _, _ := do("GET", "/v1/models", svc.Key, "", ""); return s })
+		waitFor("token derived from the revoked key", 401, func() int { s, _, _ := do("GET", "/v1/models", tr.AccessToken, "", ""); return s })
+	})
+
 	t.Run("MFA step-up with replay refused", func(t *testing.T) {
 		const emb = `{"model":"warden-standin-small","input":"hello"}`
 		status, h, b := do("POST", "/v1/embeddings", alice, "application/json", emb)

@@ -43,6 +43,11 @@ type Principal struct {
 	Roles        []string  `json:"roles,omitempty"`
 	MFA          bool      `json:"mfa,omitempty"`      // a second factor was verified for this credential
 	Workload     string    `json:"workload,omitempty"` // SPIFFE ID of the mTLS peer, when a bearer credential named the principal
+	// Parents are the credentials this one was derived from (a warden
+	// token exchanged from an API key, say), as "auth_method:credential_id",
+	// oldest first. The identity stage refuses the credential once any of
+	// them is revoked.
+	Parents []string `json:"parents,omitempty"`
 }
 
 // Principal kinds.

@@ -271,6 +271,19 @@ func (a *APIKeyAuthenticator) Authenticate(_ context.Context, c *Credentials, no
 	}
 }
 
+// AuthMethodAPIKey is the auth_method of a principal proven by an API key.
+const AuthMethodAPIKey = "api_key"
+
+// CheckParent re-checks a credential another one was derived from (see
+// gateway.Principal.Parents): an API key must still exist, unrevoked and
+// unexpired. Other auth methods are not tracked by the key store (nil).
+func (a *APIKeyAuthenticator) CheckParent(method, id string, now time.Time) error {
+	if method != AuthMethodAPIKey {
+		return nil
+	}
+	return a.Revalidate(&gateway.Principal{CredentialID: id}, now)
+}
+
 // Revalidate implements Revalidator: the key must still exist, unrevoked and unexpired.
 func (a *APIKeyAuthenticator) Revalidate(p *gateway.Principal, now time.Time) error {
 	if err := a.ks.Check(p.CredentialID, now); err != nil {

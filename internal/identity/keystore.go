@@ -242,7 +242,7 @@ func (ks *KeyStore) Authenticate(presented string, now time.Time) (gateway.Princ
 	return gateway.Principal{
 		Kind:         e.rec.Kind,
 		ID:           e.rec.Subject,
-		AuthMethod:   "api_key",
+		AuthMethod:   AuthMethodAPIKey,
 		CredentialID: id,
 		AuthTime:     now,
 		ExpiresAt:    e.rec.ExpiresAt,

@@ -46,7 +46,8 @@ type identityParts struct {
 func (s *Server) buildIdentity(ctx context.Context, cfg *config.Config) (*identityParts, error) {
 	ip := &identityParts{checks: map[string]func() error{}, native: map[string]gateway.NativeHandler{},
 		enforcers: map[string]policy.ObligationFunc{}}
-	ip.bearer = append(ip.bearer, identity.NewAPIKeyAuthenticator(s.keys))
+	apiKeys := identity.NewAPIKeyAuthenticator(s.keys)
+	ip.bearer = append(ip.bearer, apiKeys)
 
 	// warden-issued tokens: signing keys that rotate, and the revocation list
 	// every running warden watches.
@@ -70,7 +71,8 @@ func (s *Server) buildIdentity(ctx context.Context, cfg *config.Config) (*identi
 	ip.checks["token_keys"] = keys.Healthy
 	ip.issuer = token.NewIssuer(keys, tcfg)
 	ip.jwks = keys.JWKSHandler()
-	ip.bearer = append(ip.bearer, token.NewAuthenticator(keys, revs, tcfg))
+	// A token derived from an API key ends when the key is revoked.
+	ip.bearer = append(ip.bearer, token.NewAuthenticator(keys, revs, tcfg).CheckParents(apiKeys.CheckParent))
 
 	if m := cfg.Identity.MTLS; m != nil {
 		var src x509bundle.Source

@@ -30,9 +30,10 @@ var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256}
 // Authenticator proves principals from warden tokens. It implements
 // identity.Authenticator and identity.Revalidator.
 type Authenticator struct {
-	keys    *KeySet
-	revoked *revoke.List
-	issuer  string
+	keys        *KeySet
+	revoked     *revoke.List
+	issuer      string
+	parentCheck func(method, id string, now time.Time) error
 }
 
 // NewAuthenticator returns an authenticator that verifies with keys, checks
@@ -41,6 +42,20 @@ type Authenticator struct {
 func NewAuthenticator(keys *KeySet, revoked *revoke.List, cfg config.Tokens) *Authenticator {
 	cfg = WithDefaults(cfg)
 	return &Authenticator{keys: keys, revoked: revoked, issuer: cfg.Issuer}
+}
+
+// CheckParents sets how the parents of a token (the credentials it was
+// derived from) other than warden tokens are re-checked: check returns nil
+// for a credential that is still good and for auth methods it does not
+// track (a JWT or a certificate has no revocation of its own here; its
+// subject's revocation and its expiry, which bounds the token's, apply),
+// an error wrapping identity.ErrNotProven for one that is revoked or
+// expired, and any other error when it cannot tell (the token is then
+// refused as a fault). Without it, a token derived from an API key is
+// refused as a fault. It returns a.
+func (a *Authenticator) CheckParents(check func(method, id string, now time.Time) error) *Authenticator {
+	a.parentCheck = check
+	return a
 }
 
 // Name implements identity.Authenticator.
@@ -158,6 +173,15 @@ func (a *Authenticator) Verify(token string, now time.Time) (gateway.Principal, 
 		Roles:        wc.Roles,
 		MFA:          slices.Contains(wc.AMR, "mfa"),
 	}
+	if len(wc.Parents) > MaxParents {
+		return gateway.Principal{}, identity.NotProven("token: more than %d parents", MaxParents)
+	}
+	for _, parent := range wc.Parents {
+		if err := validParent(parent); err != nil {
+			return gateway.Principal{}, identity.NotProven("token: invalid parent %q: %v", clip(parent, 64), err)
+		}
+	}
+	p.Parents = wc.Parents
 	if wc.Act != nil {
 		if validID(wc.Act.Sub) != nil {
 			return gateway.Principal{}, identity.NotProven("token: invalid act.sub")
@@ -196,9 +220,37 @@ func (a *Authenticator) Revalidate(p *gateway.Principal, now time.Time) error {
 }
 
 // checkRevoked checks the jti and, for tokens issued at or before a subject
-// revocation, the subject and the actor.
+// revocation, the subject and the actor; then every parent credential: a
+// warden token's jti against the revocation list, anything else with the
+// parent check (see CheckParents).
 func (a *Authenticator) checkRevoked(p *gateway.Principal, now time.Time) error {
-	err := a.revoked.Check(p.CredentialID, []string{p.ID, p.OnBehalfOf}, p.AuthTime, now)
+	if err := a.checkList(p.CredentialID, []string{p.ID, p.OnBehalfOf}, p.AuthTime, now); err != nil {
+		return err
+	}
+	for _, parent := range p.Parents {
+		method, id, _ := strings.Cut(parent, ":")
+		if method == AuthMethod {
+			if err := a.checkList(id, nil, time.Time{}, now); err != nil {
+				return fmt.Errorf("token: derived from token %s: %w", id, err)
+			}
+			continue
+		}
+		if a.parentCheck == nil {
+			if method == identity.AuthMethodAPIKey {
+				return fmt.Errorf("token: derived from API key %s, which cannot be checked here: %w", id, revoke.ErrUnavailable)
+			}
+			continue
+		}
+		if err := a.parentCheck(method, id, now); err != nil {
+			return fmt.Errorf("token: derived from %s: %w", clip(parent, 80), err)
+		}
+	}
+	return nil
+}
+
+// checkList checks one token id and subjects against the revocation list.
+func (a *Authenticator) checkList(jti string, subjects []string, issuedAt, now time.Time) error {
+	err := a.revoked.Check(jti, subjects, issuedAt, now)
 	switch {
 	case err == nil:
 		return nil

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -497,5 +498,102 @@ func TestNoSigningKey(t *testing.T) {
 	}
 	if _, _, err := NewIssuer(keys, testCfg).Issue(Claims{Subject: "a"}, 0, t0); !errors.Is(err, ErrNoSigningKey) {
 		t.Fatalf("Issue without keys = %v", err)
+	}
+}
+
+// TestDerivedTokenEndsWithItsParents: a token records the credentials it
+// was derived from and is refused once any of them is revoked — an API key
+// through the parent check, a warden token through the revocation list,
+// along a chain of exchanges — and as a fault when a parent cannot be
+// checked.
+func TestDerivedTokenEndsWithItsParents(t *testing.T) {
+	keyErr := map[string]error{}
+	check := func(method, id string, _ time.Time) error {
+		if method != identity.AuthMethodAPIKey {
+			return nil
+		}
+		return keyErr[id]
+	}
+	k := newKit(t)
+	k.auth.CheckParents(check)
+	fromKey := k.issue(t, principalClaims(gateway.Principal{Kind: "service", ID: "svc", AuthMethod: identity.AuthMethodAPIKey,
+		CredentialID: "key1", Scopes: []string{"a"}}), 0, t0)
+	pKey, err := k.auth.Verify(fromKey, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"api_key:key1"}; !slices.Equal(pKey.Parents, want) {
+		t.Fatalf("parents %v, want %v", pKey.Parents, want)
+	}
+	// a token exchanged from that token: both are its parents
+	fromToken := k.issue(t, principalClaims(pKey), 0, t0)
+	pTok, err := k.auth.Verify(fromToken, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"api_key:key1", "token:" + pKey.CredentialID}; !slices.Equal(pTok.Parents, want) {
+		t.Fatalf("parents %v, want %v", pTok.Parents, want)
+	}
+	fromJWT := k.issue(t, principalClaims(gateway.Principal{Kind: "user", ID: "alice", AuthMethod: "jwt", CredentialID: "jti-9",
+		Scopes: []string{"a"}}), 0, t0)
+
+	at := t0.Add(time.Minute)
+	// the parent token revoked: the child is refused, the key's token is not
+	if err := k.rl.Revoke(revoke.Entry{Kind: revoke.KindToken, Value: pKey.CredentialID, Until: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.auth.Verify(fromToken, at); !notProven(err) || !errors.Is(err, revoke.ErrRevoked) {
+		t.Fatalf("child of a revoked token: %v, want not proven (revoked)", err)
+	}
+	if err := k.auth.Revalidate(&pTok, at); !notProven(err) {
+		t.Fatalf("Revalidate of a child of a revoked token: %v, want not proven", err)
+	}
+	// another token of the same key, its own jti not revoked
+	fromKey2 := k.issue(t, principalClaims(gateway.Principal{Kind: "service", ID: "svc", AuthMethod: identity.AuthMethodAPIKey,
+		CredentialID: "key1", Scopes: []string{"a"}}), 0, t0)
+	pKey2, err := k.auth.Verify(fromKey2, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the key revoked
+	keyErr["key1"] = identity.NotProven("key1 revoked")
+	if _, err := k.auth.Verify(fromKey2, at); !notProven(err) {
+		t.Fatalf("token of a revoked key: %v, want not proven", err)
+	}
+	if err := k.auth.Revalidate(&pKey2, at); !notProven(err) {
+		t.Fatalf("Revalidate of a token of a revoked key: %v, want not proven", err)
+	}
+	// the key store cannot tell: a fault, not a refusal (fails closed)
+	keyErr["key1"] = errors.New("key store unreadable")
+	if _, err := k.auth.Verify(fromKey2, at); err == nil || notProven(err) {
+		t.Fatalf("key store down: %v, want a fault", err)
+	}
+	// a JWT parent is not tracked: its subject's revocation and its expiry apply
+	if _, err := k.auth.Verify(fromJWT, at); err != nil {
+		t.Fatalf("token of a JWT: %v", err)
+	}
+	// no parent check at all: an API key parent cannot be checked, a fault
+	bare := NewAuthenticator(k.keys, k.rl, testCfg)
+	if _, err := bare.Verify(fromKey2, t0); err == nil || notProven(err) {
+		t.Fatalf("without a parent check: %v, want a fault", err)
+	}
+}
+
+// TestParentsBounded: a chain of more than MaxParents credentials is not
+// issued, and a token claiming malformed parents is refused.
+func TestParentsBounded(t *testing.T) {
+	k := newKit(t)
+	c := Claims{Subject: "svc", Kind: "service", Scopes: []string{"a"}}
+	for i := range MaxParents + 1 {
+		c.Parents = append(c.Parents, fmt.Sprintf("token:t%d", i))
+	}
+	if _, _, err := k.iss.Issue(c, 0, t0); !errors.Is(err, ErrInvalidClaims) {
+		t.Fatalf("issue with %d parents: %v, want invalid claims", len(c.Parents), err)
+	}
+	for _, bad := range []string{"nocolon", ":id", "API_KEY:k", "api_key:", "api_key:bad id"} {
+		c.Parents = []string{bad}
+		if _, _, err := k.iss.Issue(c, 0, t0); !errors.Is(err, ErrInvalidClaims) {
+			t.Errorf("issue with parent %q: %v, want invalid claims", bad, err)
+		}
 	}
 }

@@ -181,6 +181,9 @@ func (e *Exchanger) exchange(ex *gateway.Exchange) (*tokenResponse, *oauthError)
 	if oe != nil {
 		return nil, oe
 	}
+	if claims.Parents = dedupe(claims.Parents); len(claims.Parents) > MaxParents {
+		return nil, badRequest(ErrCodeInvalidGrant, "the credentials are derived from more than %d others: exchange a fresh credential instead", MaxParents)
+	}
 	var holders [][]string
 	if subject != nil {
 		holders = append(holders, subject.Scopes)
@@ -257,6 +260,7 @@ func delegate(caller gateway.Principal, subject *gateway.Principal) (Claims, []e
 	s := *subject
 	if sameIdentity(s, caller) {
 		c := principalClaims(s)
+		c.Parents = append(c.Parents, lineage(caller)...)
 		return c, limits, nil
 	}
 	switch {
@@ -276,6 +280,8 @@ func delegate(caller gateway.Principal, subject *gateway.Principal) (Claims, []e
 		Groups:  s.Groups, // the policy sees the user's attributes and the agent's id
 		Roles:   s.Roles,
 		// MFA is not delegated: a second factor proves the user, not the agent.
+		// Revoking the user's credential or the agent's ends the token.
+		Parents: append(lineage(s), lineage(caller)...),
 	}, limits, nil
 }
 

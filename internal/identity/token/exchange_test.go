@@ -34,6 +34,8 @@ func newExchangeKit(t *testing.T) *exchangeKit {
 		"svc":        {Kind: "service", ID: "svc-batch", AuthMethod: "jwt", Scopes: []string{"inference:chat"}},
 	}
 	now := func() time.Time { return t0 }
+	// The test callers' API keys (k1 and the like) are all good.
+	k.auth.CheckParents(func(string, string, time.Time) error { return nil })
 	ex := NewExchanger(k.iss, verifyWith(k.auth, users, now), testCfg)
 	ex.now = now
 	return &exchangeKit{kit: k, ex: ex, users: users}

@@ -3,6 +3,7 @@ package token
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,6 +28,10 @@ type Claims struct {
 	Roles    []string
 	MFA      bool     // amr ["mfa"] (RFC 8176)
 	Audience []string // aud; default [issuer]. warden accepts only tokens whose aud holds its issuer.
+	// Parents are the credentials the token is derived from, as
+	// "auth_method:credential_id" (see gateway.Principal.Parents): the token
+	// is refused once any of them is revoked.
+	Parents []string
 }
 
 // wireClaims is the JWT payload. Field names follow RFC 7519, RFC 8693
@@ -40,6 +45,7 @@ type wireClaims struct {
 	Groups   []string  `json:"groups,omitempty"`
 	Roles    []string  `json:"roles,omitempty"`
 	AMR      []string  `json:"amr,omitempty"`
+	Parents  []string  `json:"parents,omitempty"` // warden's own: see Claims.Parents
 }
 
 // actClaim is the RFC 8693 §4.1 actor claim.
@@ -146,11 +152,35 @@ func principalClaims(p gateway.Principal) Claims {
 		Groups:  slices.Clone(p.Groups),
 		Roles:   slices.Clone(p.Roles),
 		MFA:     p.MFA,
+		Parents: lineage(p),
 	}
 	if p.OnBehalfOf != "" {
 		c.Subject, c.Actor, c.Kind = p.OnBehalfOf, p.ID, gateway.KindAgent
 	}
 	return c
+}
+
+// MaxParents bounds how many credentials a token may be derived from (its
+// chain of exchanges, both sides of a delegation).
+const MaxParents = 8
+
+// lineage is what a token derived from p is derived from: p's own parents
+// and p's credential.
+func lineage(p gateway.Principal) []string {
+	out := slices.Clone(p.Parents)
+	if p.AuthMethod != "" && p.CredentialID != "" {
+		out = append(out, p.AuthMethod+":"+p.CredentialID)
+	}
+	return out
+}
+
+// validParent checks the shape of a parent: "auth_method:credential_id".
+func validParent(p string) error {
+	method, id, ok := strings.Cut(p, ":")
+	if !ok || method == "" || len(method) > 32 || strings.Trim(method, "abcdefghijklmnopqrstuvwxyz_") != "" {
+		return errors.New(`want "auth_method:credential_id"`)
+	}
+	return validID(id)
 }
 
 // claims validates c and builds the payload without the times and jti.
@@ -191,6 +221,14 @@ func (i *Issuer) claims(c Claims) (*wireClaims, error) {
 	if err := validAttrs("audience", c.Audience); err != nil {
 		return nil, err
 	}
+	if len(c.Parents) > MaxParents {
+		return nil, fmt.Errorf("parents: derived from more than %d credentials", MaxParents)
+	}
+	for _, p := range c.Parents {
+		if err := validParent(p); err != nil {
+			return nil, fmt.Errorf("parent %q: %w", clip(p, 64), err)
+		}
+	}
 	aud := jwt.Audience(dedupe(c.Audience))
 	if len(aud) == 0 {
 		aud = jwt.Audience{i.issuer}
@@ -202,6 +240,7 @@ func (i *Issuer) claims(c Claims) (*wireClaims, error) {
 		ClientID: c.Subject,
 		Groups:   dedupe(c.Groups),
 		Roles:    dedupe(c.Roles),
+		Parents:  dedupe(c.Parents),
 	}
 	if c.Actor != "" {
 		wc.Act = &actClaim{Sub: c.Actor}
