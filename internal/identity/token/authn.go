@@ -182,6 +182,12 @@ func (a *Authenticator) Verify(token string, now time.Time) (gateway.Principal, 
 		}
 	}
 	p.Parents = wc.Parents
+	if wc.SrcIss != "" {
+		if validOrigin(wc.SrcIss) != nil {
+			return gateway.Principal{}, identity.NotProven("token: invalid src_iss")
+		}
+		p.Issuer = wc.SrcIss // who vouched for the identity the token was derived from
+	}
 	if wc.Act != nil {
 		if validID(wc.Act.Sub) != nil {
 			return gateway.Principal{}, identity.NotProven("token: invalid act.sub")

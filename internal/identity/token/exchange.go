@@ -279,14 +279,19 @@ func delegate(caller gateway.Principal, subject *gateway.Principal) (Claims, []e
 		Actor:   caller.ID,
 		Groups:  s.Groups, // the policy sees the user's attributes and the agent's id
 		Roles:   s.Roles,
+		// The user's issuer: who vouched for the user the agent acts for.
+		OriginIssuer: s.Issuer,
 		// MFA is not delegated: a second factor proves the user, not the agent.
 		// Revoking the user's credential or the agent's ends the token.
 		Parents: append(lineage(s), lineage(caller)...),
 	}, limits, nil
 }
 
+// sameIdentity: the same principal, vouched for by the same issuer (an
+// OIDC sub is unique only within its issuer: a partner IdP's "alice" is not
+// the corporate "alice").
 func sameIdentity(a, b gateway.Principal) bool {
-	return a.ID == b.ID && a.Kind == b.Kind && a.OnBehalfOf == b.OnBehalfOf
+	return a.ID == b.ID && a.Kind == b.Kind && a.OnBehalfOf == b.OnBehalfOf && a.Issuer == b.Issuer
 }
 
 func (e *Exchanger) fail(ex *gateway.Exchange, oe *oauthError) error {

@@ -182,7 +182,7 @@ func TestExchangeIssues(t *testing.T) {
 		},
 		{
 			name:   "self with own subject token keeps mfa",
-			caller: &gateway.Principal{Kind: "user", ID: "alice", AuthMethod: "jwt", Scopes: []string{"inference:chat", "admin"}},
+			caller: &gateway.Principal{Kind: "user", ID: "alice", AuthMethod: "jwt", Issuer: "https://idp.example", Scopes: []string{"inference:chat", "admin"}},
 			form:   exchangeForm("subject_token", "oidc:alice", "subject_token_type", TokenTypeJWT, "scope", "admin"),
 			want: gateway.Principal{Kind: "user", ID: "alice", Scopes: []string{"admin"}, Groups: []string{"eng"}, Roles: []string{"dev"},
 				MFA: true},
@@ -378,5 +378,41 @@ func TestHoldsAndIntersect(t *testing.T) {
 		if got := intersectScopes(tt.req, tt.given, tt.holders...); !slices.Equal(got, tt.want) {
 			t.Errorf("intersectScopes(%v, %v, %v) = %v, want %v", tt.req, tt.given, tt.holders, got, tt.want)
 		}
+	}
+}
+
+// TestExchangeKeepsOriginIssuer: a token exchanged from an OIDC login keeps
+// the login's issuer as its principal's issuer (src_iss), a delegation token
+// the user's, and a token from an API key is warden's.
+func TestExchangeKeepsOriginIssuer(t *testing.T) {
+	k := newExchangeKit(t)
+	for _, tc := range []struct {
+		name   string
+		caller *gateway.Principal
+		form   url.Values
+		want   string
+	}{
+		{"self, OIDC", &gateway.Principal{Kind: "user", ID: "carol", AuthMethod: "jwt", Issuer: "https://login.corp.example",
+			Scopes: []string{"inference:chat"}, ExpiresAt: t0.Add(time.Hour)}, exchangeForm("scope", "inference:chat"), "https://login.corp.example"},
+		{"self, API key", &gateway.Principal{Kind: "service", ID: "svc", AuthMethod: "api_key", CredentialID: "k1",
+			Scopes: []string{"inference:chat"}}, exchangeForm("scope", "inference:chat"), "warden"},
+		{"delegation", &gateway.Principal{Kind: "agent", ID: "planner", AuthMethod: "api_key", CredentialID: "k2",
+			Scopes: []string{"inference:chat", "control:token.exchange"}},
+			exchangeForm("subject_token", "oidc:alice", "subject_token_type", TokenTypeJWT, "scope", "inference:chat"), "https://idp.example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := k.do(t, tc.caller, "POST", "application/x-www-form-urlencoded", tc.form)
+			tok, _ := res.body["access_token"].(string)
+			if res.status != 200 || tok == "" {
+				t.Fatalf("status %d body %s", res.status, res.raw)
+			}
+			p, err := k.auth.Verify(tok, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Issuer != tc.want || p.AuthMethod != AuthMethod {
+				t.Fatalf("issuer %q auth_method %q, want %q, %q", p.Issuer, p.AuthMethod, tc.want, AuthMethod)
+			}
+		})
 	}
 }

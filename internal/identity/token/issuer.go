@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
@@ -28,6 +30,12 @@ type Claims struct {
 	Roles    []string
 	MFA      bool     // amr ["mfa"] (RFC 8176)
 	Audience []string // aud; default [issuer]. warden accepts only tokens whose aud holds its issuer.
+	// OriginIssuer is who vouched for the identity the token was derived
+	// from (an OIDC issuer, a SPIFFE trust domain); it becomes the src_iss
+	// claim and the principal's issuer, so that policy can still tell a
+	// partner IdP's "alice" from the corporate one after an exchange. Empty
+	// (or warden's own issuer): the principal's issuer is warden's.
+	OriginIssuer string
 	// Parents are the credentials the token is derived from, as
 	// "auth_method:credential_id" (see gateway.Principal.Parents): the token
 	// is refused once any of them is revoked.
@@ -46,6 +54,7 @@ type wireClaims struct {
 	Roles    []string  `json:"roles,omitempty"`
 	AMR      []string  `json:"amr,omitempty"`
 	Parents  []string  `json:"parents,omitempty"` // warden's own: see Claims.Parents
+	SrcIss   string    `json:"src_iss,omitempty"` // warden's own: see Claims.OriginIssuer
 }
 
 // actClaim is the RFC 8693 §4.1 actor claim.
@@ -153,6 +162,9 @@ func principalClaims(p gateway.Principal) Claims {
 		Roles:   slices.Clone(p.Roles),
 		MFA:     p.MFA,
 		Parents: lineage(p),
+		// A warden token's principal already carries its origin (or
+		// warden's issuer, which claims drops).
+		OriginIssuer: p.Issuer,
 	}
 	if p.OnBehalfOf != "" {
 		c.Subject, c.Actor, c.Kind = p.OnBehalfOf, p.ID, gateway.KindAgent
@@ -172,6 +184,15 @@ func lineage(p gateway.Principal) []string {
 		out = append(out, p.AuthMethod+":"+p.CredentialID)
 	}
 	return out
+}
+
+// validOrigin checks an origin issuer: at most 512 bytes of printable
+// UTF-8 ("" is none).
+func validOrigin(s string) error {
+	if len(s) > 512 || !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return errors.New("not a short printable string")
+	}
+	return nil
 }
 
 // validParent checks the shape of a parent: "auth_method:credential_id".
@@ -229,6 +250,13 @@ func (i *Issuer) claims(c Claims) (*wireClaims, error) {
 			return nil, fmt.Errorf("parent %q: %w", clip(p, 64), err)
 		}
 	}
+	origin := c.OriginIssuer
+	if origin == i.issuer || origin == DefaultIssuer {
+		origin = ""
+	}
+	if err := validOrigin(origin); err != nil {
+		return nil, fmt.Errorf("origin issuer: %w", err)
+	}
 	aud := jwt.Audience(dedupe(c.Audience))
 	if len(aud) == 0 {
 		aud = jwt.Audience{i.issuer}
@@ -241,6 +269,7 @@ func (i *Issuer) claims(c Claims) (*wireClaims, error) {
 		Groups:   dedupe(c.Groups),
 		Roles:    dedupe(c.Roles),
 		Parents:  dedupe(c.Parents),
+		SrcIss:   origin,
 	}
 	if c.Actor != "" {
 		wc.Act = &actClaim{Sub: c.Actor}

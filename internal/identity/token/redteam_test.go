@@ -235,3 +235,72 @@ func TestRedTeamDerivedTokenOutlivesRevokedParentToken(t *testing.T) {
 			caller.CredentialID, p.Kind, p.ID, p.ExpiresAt.Format(time.RFC3339))
 	}
 }
+
+// OIDC subjects are unique only per issuer (OpenID Connect Core §2: "sub ...
+// locally unique ... within the Issuer"), and warden supports several
+// issuers at once. The identity stage keeps them apart (Principal.Issuer), so
+// a policy can trust the corporate IdP's "alice" and not a partner IdP's
+// "alice". A self-exchange must not erase that difference: otherwise any
+// configured issuer can mint, through /v1/warden/token, a warden token that
+// is indistinguishable from the one the corporate "alice" gets — same id,
+// kind, issuer ("warden") and auth_method — with its own groups, roles and
+// mfa claim.
+func TestRedTeamExchangeLaundersIssuer(t *testing.T) {
+	k := newExchangeKit(t)
+	corp := &gateway.Principal{Kind: "user", ID: "alice", AuthMethod: "jwt", Issuer: "https://login.corp.example",
+		Scopes: []string{"inference:chat"}, Groups: []string{"eng"}, ExpiresAt: t0.Add(time.Hour)}
+	partner := &gateway.Principal{Kind: "user", ID: "alice", AuthMethod: "jwt", Issuer: "https://partner-idp.example",
+		Scopes: []string{"inference:chat"}, Groups: []string{"admins"}, MFA: true, ExpiresAt: t0.Add(time.Hour)}
+
+	corpTok, code := redTeamExchange(t, k, corp)
+	if corpTok == "" {
+		t.Fatalf("corp exchange refused: %s", code)
+	}
+	partnerTok, _ := redTeamExchange(t, k, partner)
+	if partnerTok == "" {
+		// Refusing to exchange (or to exchange across issuers) is a fix.
+		return
+	}
+	cp, err := k.auth.Verify(corpTok, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp, err := k.auth.Verify(partnerTok, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Kind == pp.Kind && cp.ID == pp.ID && cp.Issuer == pp.Issuer && cp.AuthMethod == pp.AuthMethod &&
+		cp.OnBehalfOf == pp.OnBehalfOf {
+		t.Errorf("a partner IdP's \"alice\" (issuer %s) was exchanged into a warden token that policy cannot tell "+
+			"from the corporate \"alice\" (issuer %s): both are {kind %q, id %q, issuer %q, auth_method %q}; "+
+			"the partner's token carries groups %v, mfa %v",
+			partner.Issuer, corp.Issuer, pp.Kind, pp.ID, pp.Issuer, pp.AuthMethod, pp.Groups, pp.MFA)
+	}
+}
+
+// The same laundering through the subject_token path: a caller presents a
+// subject token of another issuer whose sub equals its own id. sameIdentity
+// compares only id, kind and on_behalf_of, so the token is treated as "the
+// caller's own token" and the *other issuer's* mfa claim, groups and roles
+// are copied into a warden token for the caller.
+func TestRedTeamExchangeSubjectFromOtherIssuerIsNotSameIdentity(t *testing.T) {
+	k := newExchangeKit(t)
+	k.users["alice-partner"] = gateway.Principal{Kind: "user", ID: "alice", AuthMethod: "jwt",
+		Issuer: "https://partner-idp.example", Scopes: []string{"inference:chat"}, Groups: []string{"admins"},
+		Roles: []string{"owner"}, MFA: true, ExpiresAt: t0.Add(time.Hour)}
+	corp := &gateway.Principal{Kind: "user", ID: "alice", AuthMethod: "jwt", Issuer: "https://login.corp.example",
+		Scopes: []string{"inference:chat"}, Groups: []string{"eng"}, ExpiresAt: t0.Add(time.Hour)}
+
+	tok, _ := redTeamExchange(t, k, corp, "subject_token", "oidc:alice-partner", "subject_token_type", TokenTypeJWT)
+	if tok == "" {
+		return // refused: correct
+	}
+	p, err := k.auth.Verify(tok, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MFA || strings.Contains(strings.Join(p.Groups, ","), "admins") {
+		t.Errorf("corporate alice + a partner IdP's token for \"alice\" gave a warden token with mfa=%v groups=%v roles=%v "+
+			"taken from the partner issuer", p.MFA, p.Groups, p.Roles)
+	}
+}
