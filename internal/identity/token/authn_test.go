@@ -568,9 +568,9 @@ func TestDerivedTokenEndsWithItsParents(t *testing.T) {
 	if _, err := k.auth.Verify(fromKey2, at); err == nil || notProven(err) {
 		t.Fatalf("key store down: %v, want a fault", err)
 	}
-	// a JWT parent is not tracked: its subject's revocation and its expiry apply
-	if _, err := k.auth.Verify(fromJWT, at); err != nil {
-		t.Fatalf("token of a JWT: %v", err)
+	// a JWT is not recorded as a parent: its subject's revocation and its expiry apply
+	if pj, err := k.auth.Verify(fromJWT, at); err != nil || len(pj.Parents) != 0 {
+		t.Fatalf("token of a JWT: parents %v, %v; want none (a JWT's id is not recorded)", pj.Parents, err)
 	}
 	// no parent check at all: an API key parent cannot be checked, a fault
 	bare := NewAuthenticator(k.keys, k.rl, testCfg)

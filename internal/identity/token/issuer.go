@@ -15,6 +15,7 @@ import (
 
 	"github.com/warden-ai/warden/internal/config"
 	"github.com/warden-ai/warden/internal/gateway"
+	"github.com/warden-ai/warden/internal/identity"
 )
 
 // Claims are what a token says about its principal.
@@ -177,10 +178,13 @@ func principalClaims(p gateway.Principal) Claims {
 const MaxParents = 8
 
 // lineage is what a token derived from p is derived from: p's own parents
-// and p's credential.
+// and p's credential, when warden can revoke it (an API key, a warden
+// token). A JWT or a certificate has no revocation of its own here — its
+// subject's revocation and its expiry, which caps the token's, apply — and
+// its id is whatever the issuer chose, so it is not recorded.
 func lineage(p gateway.Principal) []string {
 	out := slices.Clone(p.Parents)
-	if p.AuthMethod != "" && p.CredentialID != "" {
+	if (p.AuthMethod == identity.AuthMethodAPIKey || p.AuthMethod == AuthMethod) && p.CredentialID != "" {
 		out = append(out, p.AuthMethod+":"+p.CredentialID)
 	}
 	return out
