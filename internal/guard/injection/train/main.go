@@ -46,6 +46,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/warden-ai/warden/internal/guard/injection"
+	"github.com/warden-ai/warden/internal/guard/injection/internal/attacks"
 	"github.com/warden-ai/warden/internal/guard/injection/internal/benign"
 	"github.com/warden-ai/warden/internal/guard/injection/internal/dataset"
 	"github.com/warden-ai/warden/internal/guard/injection/internal/engine"
@@ -86,6 +87,9 @@ type options struct {
 	gen                      int     // generated benign prompts (package benign) added to every training fold
 	genWeight                float64 // their total weight, as a fraction of the real benign rows' total weight
 	genSeed                  uint64
+	genAttacks               int     // generated attacks (package attacks) added to every training fold
+	genAttackWeight          float64 // their total weight, as a fraction of the real attack rows' total weight
+	genAttackSeed            uint64
 	mu                       float64 // L2 strength pulling rule weights towards their priors
 	floor                    float64 // L2 strength below the priors (0: mu)
 	probe                    string  // files of texts (one per line) to score with the mean of the fold models, for error analysis
@@ -137,6 +141,9 @@ func run(args []string, w io.Writer) error {
 	fs.IntVar(&o.gen, "gen", 12000, "generated ordinary prompts (synthetic benign, package benign) added to the training side of every fold and of the final fit; those of held-aside templates only measure FPR")
 	fs.Float64Var(&o.genWeight, "gen-weight", 1, "total weight of the generated prompts relative to the real benign training rows")
 	fs.Uint64Var(&o.genSeed, "gen-seed", 1, "seed of the generated prompts")
+	fs.IntVar(&o.genAttacks, "gen-attacks", 0, "generated jailbreak and prompt-leak prompts (synthetic attacks, package attacks) added to the training side of every fold and of the final fit; those built from held-aside phrasings only measure recall")
+	fs.Float64Var(&o.genAttackWeight, "gen-attack-weight", 0.25, "total weight of the generated attacks relative to the real attack training rows")
+	fs.Uint64Var(&o.genAttackSeed, "gen-attack-seed", 1, "seed of the generated attacks")
 	fs.StringVar(&o.probe, "probe", "", "comma-separated files of texts, one per line (\\n for a newline), scored with the mean of the chosen fold models at the out-of-fold threshold (printed only)")
 	fs.Float64Var(&o.mu, "mu", 1e-3, "L2 strength pulling the rule weights towards their hand-set priors")
 	fs.Float64Var(&o.floor, "rule-floor", 0, "L2 strength below a rule's prior (large: the prior is a floor the weight cannot be trained below; 0: -mu on both sides)")
@@ -378,9 +385,11 @@ func (b *builder) example(a *engine.Analysis, sp span, y, wt float64) example {
 // (multiple-instance learning) the positive is the span x scores highest, which for an instruction
 // planted in a long document is the window that holds it.
 func examples(o options, ps []prepared, l layout, x []float64) []example {
-	var npos, nneg, ngen float64
+	var npos, nneg, ngen, ngenAtk float64
 	for _, p := range ps {
 		switch {
+		case p.gen && p.row.Attack:
+			ngenAtk++
 		case p.gen:
 			ngen++
 		case p.row.Attack:
@@ -393,6 +402,12 @@ func examples(o options, ps []prepared, l layout, x []float64) []example {
 	out := make([]example, 0, len(ps))
 	for _, p := range ps {
 		first := len(out)
+		if p.gen && p.row.Attack {
+			// a generated attack: a positive whole text, together weighing genAttackWeight of the
+			// real attack rows
+			out = append(out, b.example(p.a, span{b: p.a.N}, 1, o.genAttackWeight*npos/ngenAtk*(npos+nneg)/(2*npos)))
+			continue
+		}
 		if p.gen {
 			// a generated prompt: a negative whole text (and windows, if long), together weighing
 			// genWeight of the real benign rows
@@ -747,6 +762,12 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 		located.Write(w, "  ")
 	}
 	genTrain, genHeld := generated(o)
+	atkTrain, atkHeld := generatedAttacks(o)
+	extra := append(genTrain[:len(genTrain):len(genTrain)], atkTrain...) // the generated training rows of every fit
+	if o.genAttacks > 0 {
+		fmt.Fprintf(w, "generated attacks (synthetic jailbreaks and prompt leaks, seed %d): %d for training (total weight %.2f of the real attack rows), %d from held-aside phrasings for measuring only\n",
+			o.genAttackSeed, len(atkTrain), o.genAttackWeight, len(atkHeld))
+	}
 	if o.gen > 0 {
 		nt, nl := benign.Templates()
 		fmt.Fprintf(w, "generated ordinary prompts (synthetic benign, %d templates in %d languages, seed %d): %d for training (total weight %.2f of the real benign rows), %d from held-aside templates for measuring only\n",
@@ -768,7 +789,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	fmt.Fprintf(w, "\n%d-fold cross-validation on the training split (threshold at out-of-fold FPR ≤ %.3f):\n", dataset.Folds, o.fpr)
 	var best cvResult
 	for i, h := range grid {
-		r := crossValidate(o, l, h, trainRows, genTrain)
+		r := crossValidate(o, l, h, trainRows, extra)
 		fmt.Fprintf(w, "  lambda %.0e mu %.0e nu %.0e nuisance %v: %s; recall at OOF FPR 1%% %.3f, 1.5%% %.3f, 2%% %.3f\n", h.lambda, h.mu, h.nu, h.script, r.m,
 			recallAt(trainRows, r.oof, 0.01), recallAt(trainRows, r.oof, 0.015), recallAt(trainRows, r.oof, 0.02))
 		if len(genHeld) > 0 {
@@ -786,6 +807,21 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 			for _, f := range flagged[:min(len(flagged), 30)] {
 				fmt.Fprintf(w, "      %s\n", f)
 			}
+		}
+		if len(atkHeld) > 0 {
+			x := average(r.models)
+			b := &builder{cfg: o.cfg, rules: o.rules, windowBias: o.windowBias}
+			bd := dataset.Breakdown{}
+			tp := 0
+			for _, p := range atkHeld {
+				hit := score(l, o.cfg, x, p, b) >= r.threshold
+				bd.Add(p.row.File, true, hit)
+				if hit {
+					tp++
+				}
+			}
+			fmt.Fprintf(w, "    held-aside generated attacks, mean of the fold models at that threshold: recall %.4f (%d of %d)\n", float64(tp)/float64(len(atkHeld)), tp, len(atkHeld))
+			bd.Write(w, "      ")
 		}
 		if o.probe != "" {
 			if err := probe(w, o, l, r); err != nil {
@@ -840,7 +876,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	oofBySource.Write(w, "  ")
 
 	if o.loso {
-		leaveOneSourceOut(w, o, l, best, trainRows, genTrain)
+		leaveOneSourceOut(w, o, l, best, trainRows, extra)
 	}
 	if o.cvOnly {
 		fmt.Fprintf(w, "total time %v (-cv-only: no final fit, validation not scored)\n", time.Since(start).Round(time.Second))
@@ -851,7 +887,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 	if o.bag {
 		x = average(best.models)
 	} else {
-		x = fit(o, l, best.h, append(append([]prepared(nil), trainRows...), genTrain...))
+		x = fit(o, l, best.h, append(append([]prepared(nil), trainRows...), extra...))
 	}
 	m := quantise(o.cfg, l, x, best.threshold)
 	fmt.Fprintf(w, "final fit: bias %.3f, window bias %.3f, segment bias %.3f, n-gram scale %.3g\n", m.Bias, m.WindowBias, m.SegmentBias, m.Scale)
@@ -870,7 +906,7 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 		}
 	}
 	genFPR := heldFPR(w, m, genHeld)
-	meta, _ := json.Marshal(map[string]any{
+	meta := map[string]any{
 		"generated_benign": map[string]any{"train": len(genTrain), "held": len(genHeld), "weight": o.genWeight, "seed": o.genSeed, "held_fpr": genFPR},
 		"data_sha256":      dataSum, "lambda": best.h.lambda, "mu": best.h.mu, "rule_floor": best.h.floor, "nu": best.h.nu,
 		"oof_fpr_target": o.fpr, "oof_recall": best.m.Recall(), "oof_fpr": best.m.FPR(),
@@ -881,8 +917,12 @@ func trainAll(w io.Writer, o options, rows []dataset.Row, dataSum string) error 
 			o.cfg.MinN, o.cfg.MaxN, o.cfg.Words, o.cfg.Cues, o.cfg.Ideo, o.cfg.Segments, o.cfg.SegmentWeights, o.cfg.MaskEncoded, o.rules, o.cfg.Window, o.cfg.Stride, o.cfg.Long, o.windowBias),
 		"split":   "sha256 of near-duplicate group key, 20% validation",
 		"trainer": fmt.Sprintf("L-BFGS, class-balanced log-loss, %d MIL rounds (long attack texts skipped in the first fit: %v)", o.mil, o.milSkip),
-	})
-	m.Meta = meta
+	}
+	if o.genAttacks > 0 { // absent otherwise: weights trained without them stay byte-identical
+		atkRecall := heldRecall(w, m, atkHeld)
+		meta["generated_attacks"] = map[string]any{"train": len(atkTrain), "held": len(atkHeld), "weight": o.genAttackWeight, "seed": o.genAttackSeed, "held_recall": atkRecall}
+	}
+	m.Meta, _ = json.Marshal(meta)
 	blob := m.Encode()
 	if _, err := engine.Decode(blob); err != nil {
 		return fmt.Errorf("re-reading the weights: %w", err)
@@ -1142,10 +1182,41 @@ func generated(o options) (train, held []prepared) {
 	return train, held
 }
 
+// generatedAttacks returns the generated attacks (package attacks), analysed: those built from
+// training phrasings and those built from held-aside ones.
+func generatedAttacks(o options) (train, held []prepared) {
+	if o.genAttacks <= 0 {
+		return nil, nil
+	}
+	for _, g := range attacks.Generate(o.genAttacks, o.genAttackSeed) {
+		r := &dataset.Row{Text: g.Text, Label: "attack", Attack: true, Source: "warden/synthetic-attack:" + g.Family, File: "warden/synthetic-attack:" + g.Family, Fold: -1}
+		p := prepared{row: r, a: engine.Analyze(o.cfg, []byte(g.Text), false), gen: true}
+		if g.Held {
+			held = append(held, p)
+		} else {
+			train = append(train, p)
+		}
+	}
+	return train, held
+}
+
 // heldFPR scores the held-aside generated prompts with the quantised model, as Detect would,
 // prints their false-positive rate per language and the highest-scoring ones, and returns the
 // overall rate.
 func heldFPR(w io.Writer, m *engine.Model, held []prepared) float64 {
+	return heldRate(w, m, held, false)
+}
+
+// heldRecall scores the held-aside generated attacks with the quantised model, as Detect would,
+// prints their recall per family and the lowest-scoring ones, and returns the overall recall.
+func heldRecall(w io.Writer, m *engine.Model, held []prepared) float64 {
+	return heldRate(w, m, held, true)
+}
+
+// heldRate scores held-aside generated texts with the quantised model, as Detect would, and
+// prints and returns the share flagged: attacks' recall (with the lowest-scoring texts) or
+// ordinary prompts' false-positive rate (with the highest-scoring ones).
+func heldRate(w io.Writer, m *engine.Model, held []prepared, attacks bool) float64 {
 	if len(held) == 0 {
 		return 0
 	}
@@ -1157,23 +1228,40 @@ func heldFPR(w io.Writer, m *engine.Model, held []prepared) float64 {
 		t string
 	}
 	var all []scored
-	fp := 0
+	flagged := 0
 	for _, p := range held {
 		m.Scan([]byte(p.row.Text), false, &s, &out)
 		pr := sigmoid(out.Logit)
-		bd.Add(p.row.Family(), false, pr >= m.Threshold)
+		if attacks {
+			bd.Add(p.row.File, true, pr >= m.Threshold)
+		} else {
+			bd.Add(p.row.Family(), false, pr >= m.Threshold)
+		}
 		if pr >= m.Threshold {
-			fp++
+			flagged++
 		}
 		all = append(all, scored{pr, p.row.Text})
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].p > all[j].p })
-	rate := float64(fp) / float64(len(held))
-	fmt.Fprintf(w, "\nheld-aside generated prompts (templates never trained on), quantised model: FPR %.4f (%d of %d)\n", rate, fp, len(held))
+	rate := float64(flagged) / float64(len(held))
+	if attacks {
+		sort.SliceStable(all, func(i, j int) bool { return all[i].p < all[j].p })
+		fmt.Fprintf(w, "\nheld-aside generated attacks (phrasings never trained on), quantised model: recall %.4f (%d of %d)\n", rate, flagged, len(held))
+	} else {
+		sort.SliceStable(all, func(i, j int) bool { return all[i].p > all[j].p })
+		fmt.Fprintf(w, "\nheld-aside generated prompts (templates never trained on), quantised model: FPR %.4f (%d of %d)\n", rate, flagged, len(held))
+	}
 	bd.Write(w, "  ")
-	fmt.Fprintln(w, "  highest-scoring:")
+	if attacks {
+		fmt.Fprintln(w, "  lowest-scoring:")
+	} else {
+		fmt.Fprintln(w, "  highest-scoring:")
+	}
 	for _, a := range all[:min(8, len(all))] {
-		fmt.Fprintf(w, "    %.3f %q\n", a.p, a.t)
+		if attacks {
+			fmt.Fprintf(w, "    %.3f %q\n", a.p, truncate(a.t, 160))
+		} else {
+			fmt.Fprintf(w, "    %.3f %q\n", a.p, a.t)
+		}
 	}
 	return rate
 }
