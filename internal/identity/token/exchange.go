@@ -268,6 +268,10 @@ func delegate(caller gateway.Principal, subject *gateway.Principal) (Claims, []e
 		return Claims{}, nil, badRequest(ErrCodeInvalidGrant, "a delegated subject token can be exchanged by its actor only")
 	case s.Kind != gateway.KindUser:
 		return Claims{}, nil, badRequest(ErrCodeInvalidGrant, "only a user's token can be delegated")
+	case caller.Kind != gateway.KindAgent && caller.Kind != gateway.KindService:
+		// A user holding another user's token does not become an "agent"
+		// acting for them: only agents and services act for users.
+		return Claims{}, nil, badRequest(ErrCodeInvalidGrant, "only an agent or a service can act for a user")
 	case caller.OnBehalfOf != "" && caller.OnBehalfOf != s.ID:
 		return Claims{}, nil, badRequest(ErrCodeInvalidGrant, "a caller acting for one user cannot act for another")
 	case caller.ID == s.ID:
