@@ -47,6 +47,28 @@ func KindOf(token string) BearerKind {
 	}
 }
 
+// CompactJWS reports whether token is a JWS in compact serialization
+// (RFC 7515 §7.1): three segments of unpadded base64url characters joined by
+// dots, the last (the signature) possibly empty. Verifiers refuse anything
+// else before parsing, so that a token with whitespace, padding or other
+// characters a lenient base64 decoder would skip is never accepted.
+func CompactJWS(token string) bool {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c == '.':
+			dots++
+			if dots > 2 || i == 0 || token[i-1] == '.' && dots == 2 {
+				return false // no empty header or payload
+			}
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
+}
+
 // ErrNotProven is wrapped by every error that means "a credential was
 // presented but does not prove anyone" (401). Any other error from an
 // Authenticator means "broken" and fails closed (503).

@@ -244,6 +244,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, c *identity.Credential
 	if len(tok) > a.maxTokenBytes {
 		return gateway.Principal{}, tooLarge(len(tok), a.maxTokenBytes)
 	}
+	if !identity.CompactJWS(tok) {
+		return gateway.Principal{}, identity.NotProven("oidc: malformed token: not a compact JWS")
+	}
 	var sum [sha256.Size]byte
 	if a.cache != nil {
 		sum = sha256.Sum256([]byte(tok))

@@ -159,6 +159,8 @@ func TestAttacks(t *testing.T) {
 		{"tampered payload", tampered, "signature does not verify"},
 		{"signature from another key", sigSwapped, "signature does not verify"},
 		{"signature stripped", parts[0] + "." + parts[1] + ".", "signature does not verify"},
+		{"newline inside the payload", parts[0] + "." + parts[1][:10] + "\n" + parts[1][10:] + "." + parts[2], "not a compact JWS"},
+		{"padded segment", parts[0] + "=." + parts[1] + "." + parts[2], "not a compact JWS"},
 		{"oversized", sign(t, jose.ES256, k.ec, "ec1", valid(map[string]any{"pad": big})), "over the limit of 8192"},
 		{"ES256 header, RSA key id", sign(t, jose.ES256, k.ec, "rsa1", valid(nil)), "cannot verify ES256"},
 		{"RS256 header, EC key id", sign(t, jose.RS256, k.rsa, "ec1", valid(nil)), "cannot verify RS256"},

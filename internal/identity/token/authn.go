@@ -117,6 +117,9 @@ func (a *Authenticator) Verify(token string, now time.Time) (gateway.Principal, 
 	if len(token) > MaxTokenBytes {
 		return gateway.Principal{}, identity.NotProven("token: larger than %d bytes", MaxTokenBytes)
 	}
+	if !identity.CompactJWS(token) {
+		return gateway.Principal{}, identity.NotProven("token: malformed: not a compact JWS")
+	}
 	s := a.keys.current()
 	if s.err != nil {
 		return gateway.Principal{}, s.err

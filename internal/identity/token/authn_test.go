@@ -597,3 +597,20 @@ func TestParentsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyRefusesNonCompact: a token with a newline, a space or padding
+// inside is refused before parsing (a lenient base64 decoder would skip
+// them and verify the token).
+func TestVerifyRefusesNonCompact(t *testing.T) {
+	k := newKit(t)
+	tok := k.issue(t, Claims{Subject: "alice", Scopes: []string{"a"}}, 0, t0)
+	if _, err := k.auth.Verify(tok, t0); err != nil {
+		t.Fatal(err)
+	}
+	i := strings.IndexByte(tok, '.') + 5
+	for _, bad := range []string{tok[:i] + "\n" + tok[i:], tok[:i] + " " + tok[i:], tok[:i] + "\r\n" + tok[i:], strings.Replace(tok, ".", "=.", 1)} {
+		if _, err := k.auth.Verify(bad, t0); !notProven(err) || !strings.Contains(err.Error(), "not a compact JWS") {
+			t.Errorf("Verify(%q…) = %v, want not proven (not a compact JWS)", bad[:min(len(bad), 40)], err)
+		}
+	}
+}
